@@ -11,7 +11,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,13 +49,13 @@ impl Entry {
     }
 }
 
-#[derive(Default)]
 struct Shard {
     table: HashTable<u32>,
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
     len: usize,
-    capacity: usize,
+    /// Entries across all shards, shared: the bound is global, not per shard.
+    total: Arc<AtomicUsize>,
     hand: usize,
     next_version: u64,
     /// (deadline, slot, version) of entries with a TTL; stale rows are skipped when popped.
@@ -63,6 +63,19 @@ struct Shard {
 }
 
 impl Shard {
+    fn new(total: Arc<AtomicUsize>) -> Shard {
+        Shard {
+            table: HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+            total,
+            hand: 0,
+            next_version: 0,
+            deadlines: BinaryHeap::new(),
+        }
+    }
+
     fn find(&self, hash: u64, key: &str) -> Option<u32> {
         let slots = &self.slots;
         self.table
@@ -100,6 +113,7 @@ impl Shard {
         }
         self.free.push(idx);
         self.len -= 1;
+        self.total.fetch_sub(1, Ordering::Relaxed);
         Some(entry)
     }
 
@@ -158,25 +172,33 @@ impl Shard {
         removed
     }
 
-    /// Frees one slot: an expired entry if one is due, else the CLOCK victim.
-    fn evict_one(&mut self, now: u64) {
-        if self.sweep(now, usize::MAX) > 0 || self.slots.is_empty() {
-            return;
+    /// Frees one slot other than `keep`: an expired entry if one is due, else the CLOCK victim (an entry not
+    /// read since the hand last passed). Returns whether it freed anything.
+    fn evict_one(&mut self, now: u64, keep: Option<u32>) -> bool {
+        if now != 0 && self.sweep(now, usize::MAX) > 0 {
+            return true;
+        }
+        if self.slots.is_empty() {
+            return false;
         }
         for _ in 0..2 * self.slots.len() + 1 {
             let idx = self.hand;
             self.hand = (self.hand + 1) % self.slots.len();
+            if Some(idx as u32) == keep {
+                continue;
+            }
             if let Some(entry) = &self.slots[idx] {
                 if !entry.visited.swap(false, Ordering::Relaxed) {
                     self.remove_slot(idx as u32);
-                    return;
+                    return true;
                 }
             }
         }
+        false
     }
 
-    /// Inserts or replaces; returns the slot.
-    fn upsert(&mut self, hash: u64, key: &str, value: Value, expires_at: u64, now: u64) -> u32 {
+    /// Inserts or replaces; returns the slot and whether the key is new.
+    fn upsert(&mut self, hash: u64, key: &str, value: Value, expires_at: u64) -> (u32, bool) {
         let version = self.next_version();
         if let Some(idx) = self.find(hash, key) {
             let entry = self.entry_mut(idx);
@@ -184,10 +206,7 @@ impl Shard {
             entry.expires_at = expires_at;
             entry.version = version;
             self.track_deadline(idx);
-            return idx;
-        }
-        if self.len >= self.capacity {
-            self.evict_one(now);
+            return (idx, false);
         }
         let entry = Entry {
             key: key.into(),
@@ -212,8 +231,9 @@ impl Shard {
             slots[i as usize].as_ref().map_or(0, |e| e.hash)
         });
         self.len += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
         self.track_deadline(idx);
-        idx
+        (idx, true)
     }
 }
 
@@ -238,6 +258,7 @@ impl Shard {
 /// ```
 pub struct MemoryBackend {
     shards: Box<[Padded<RwLock<Shard>>]>,
+    total: Arc<AtomicUsize>,
     hasher: foldhash::fast::RandomState,
     shard_mask: usize,
     clock: Arc<dyn Clock>,
@@ -280,32 +301,18 @@ impl MemoryBackendBuilder {
     /// Builds the backend.
     pub fn build(self) -> MemoryBackend {
         let max_entries = self.max_entries.map(|m| m.max(1));
-        // A bounded cache keeps at least 32 entries per shard so the bound is spread evenly enough to hold.
-        let default_shards = match max_entries {
-            Some(m) => (m / 32).clamp(1, 64),
-            None => 64,
-        };
+        // Eviction runs per shard, so a bounded cache keeps enough entries per shard (~256) for CLOCK to
+        // tell hot from cold; an unbounded one takes the most shards.
+        let default_shards = max_entries.map_or(64, |m| (m / 256).clamp(1, 64));
         let count = self.shards.unwrap_or(default_shards).clamp(1, 1024).next_power_of_two();
-        let count = match max_entries {
-            Some(m) => count.min(m.next_power_of_two()).max(1),
-            None => count,
-        };
+        let total = Arc::new(AtomicUsize::new(0));
         let shards = (0..count)
-            .map(|i| {
-                let capacity = match max_entries {
-                    // Spread the bound so the shard capacities add up to exactly `max_entries`.
-                    Some(m) => m / count + usize::from(i < m % count),
-                    None => usize::MAX,
-                };
-                Padded(RwLock::new(Shard {
-                    capacity: capacity.max(1),
-                    ..Shard::default()
-                }))
-            })
+            .map(|_| Padded(RwLock::new(Shard::new(total.clone()))))
             .collect::<Vec<_>>()
             .into_boxed_slice();
         MemoryBackend {
             shards,
+            total,
             hasher: foldhash::fast::RandomState::default(),
             shard_mask: count - 1,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
@@ -338,7 +345,7 @@ impl MemoryBackend {
 
     /// Entries stored, including expired ones not swept yet.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.0.read().len).sum()
+        self.total.load(Ordering::Relaxed)
     }
 
     /// True when nothing is stored.
@@ -379,12 +386,35 @@ impl MemoryBackend {
         }
     }
 
-    /// The current time if the shard has deadlines to sweep or must evict; 0 (no clock read) otherwise.
+    /// The current time if the shard has deadlines to sweep; 0 (no clock read) otherwise.
     fn sweep_time(&self, shard: &Shard) -> u64 {
-        if shard.deadlines.is_empty() && shard.len < shard.capacity {
+        if shard.deadlines.is_empty() {
             0
         } else {
             self.clock.now_millis()
+        }
+    }
+
+    /// Brings the entry count back within the bound after inserting `keep` into `shard`: evicts from the
+    /// writing shard first, then from other shards that are free right now (never blocking on a second lock,
+    /// so no lock-order deadlock). Concurrent writers may overshoot by one entry each until their next write.
+    fn enforce_bound(&self, shard: &mut Shard, keep: u32, now: u64) {
+        let Some(max) = self.max_entries else {
+            return;
+        };
+        while self.total.load(Ordering::Relaxed) > max {
+            if !shard.evict_one(now, Some(keep)) {
+                break;
+            }
+        }
+        for other in self.shards.iter() {
+            if self.total.load(Ordering::Relaxed) <= max {
+                return;
+            }
+            if let Some(mut other) = other.0.try_write() {
+                let now = self.sweep_time(&other);
+                other.evict_one(now, None);
+            }
         }
     }
 
@@ -400,7 +430,10 @@ impl MemoryBackend {
         if now != 0 {
             shard.sweep(now, SWEEP_PER_WRITE);
         }
-        shard.upsert(hash, key, value, expires_at, now);
+        let (idx, new) = shard.upsert(hash, key, value, expires_at);
+        if new {
+            self.enforce_bound(shard, idx, now);
+        }
     }
 }
 
@@ -564,11 +597,8 @@ impl Backend for MemoryBackend {
             match prefix {
                 None => {
                     removed += shard.len as u64;
-                    let capacity = shard.capacity;
-                    *shard = Shard {
-                        capacity,
-                        ..Shard::default()
-                    };
+                    self.total.fetch_sub(shard.len, Ordering::Relaxed);
+                    *shard = Shard::new(self.total.clone());
                 }
                 Some(prefix) => {
                     let doomed: Vec<u32> = shard
