@@ -43,7 +43,7 @@ impl Sink<'_> {
 ///
 /// impl Serializer for PrettyJson {
 ///     fn name(&self) -> &str { "pretty_json" }
-///     fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>, Error> {
+///     fn serialize(&self, value: &dyn cache_runtime::erased_serde::Serialize) -> Result<Vec<u8>, Error> {
 ///         serde_json::to_vec_pretty(value).map_err(|e| Error::serialize(self.name(), e))
 ///     }
 ///     fn deserialize(&self, bytes: &[u8], sink: Sink<'_>) -> Result<(), Error> {
