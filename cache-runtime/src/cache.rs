@@ -124,7 +124,7 @@ impl Cache {
     /// assert!(Cache::from_url("nope://x").is_err());
     /// ```
     pub fn from_url(url: &str) -> Result<Cache> {
-        crate::config::AliasConfig::from_url(url)?.build_cache(url)
+        crate::config::AliasConfig::from_url(url)?.build_cache(&crate::config::redact(url))
     }
 
     /// The backend.

@@ -303,3 +303,28 @@ pub fn register_serializer(name: impl Into<String>, make: impl Fn() -> Arc<dyn S
 pub fn register_plugin(name: impl Into<String>, make: impl Fn() -> Arc<dyn Plugin> + Send + Sync + 'static) {
     PLUGINS.write().insert(name.into(), Arc::new(make));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_whose_feature_is_off_names_the_feature() {
+        // With `--all-features` every built-in backend is on, so stand one in that is off.
+        BACKENDS
+            .write()
+            .insert("offline".into(), BackendEntry::NeedsFeature("offline"));
+        let err = check_backend("mine", &AliasConfig::new("offline")).unwrap_err().to_string();
+        assert!(err.contains("alias `mine`"), "{err}");
+        assert!(err.contains("cargo feature `offline`"), "{err}");
+        assert!(build_backend("mine", &AliasConfig::new("offline")).is_err());
+    }
+
+    #[test]
+    fn builtin_backends_are_listed_with_or_without_their_feature() {
+        let backends = BACKENDS.read();
+        for name in ["memory", "null", "redis", "memcached", "disk"] {
+            assert!(backends.contains_key(name), "{name}");
+        }
+    }
+}
