@@ -42,6 +42,10 @@ mod value;
 #[cfg(feature = "memory")]
 pub use backend::memory::{MemoryBackend, MemoryBackendBuilder};
 pub use backend::null::NullBackend;
+#[cfg(feature = "memcached")]
+pub use backend::memcached::{MemcachedBackend, MemcachedBackendBuilder};
+#[cfg(feature = "disk")]
+pub use backend::disk::{DiskBackend, DiskBackendBuilder};
 pub use backend::{Backend, BackendConfig, CallOptions};
 pub use cache::{Cache, CacheBuilder, Cacheable};
 pub use caches::BackendSpec;

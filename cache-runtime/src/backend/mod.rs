@@ -16,6 +16,10 @@ use crate::value::{CasToken, RawReply, Value};
 #[cfg(feature = "memory")]
 pub mod memory;
 pub mod null;
+#[cfg(feature = "memcached")]
+pub mod memcached;
+#[cfg(feature = "disk")]
+pub mod disk;
 
 /// Per-call options a [`Cache`](crate::Cache) passes to its backend.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,0 +1,1281 @@
+//! The Memcached backend: one or more servers behind a consistent-hash ring, spoken to over the ASCII
+//! protocol by a small client written for this crate.
+//!
+//! Why not the `memcache` crate: tuned (ASCII protocol, no `version` probe on checkout) it matches a raw
+//! round trip on a single `get`, but it has no per-call timeout (socket timeouts are fixed per connection and
+//! `set_read_timeout` reaches only one pooled connection), a connection whose reply was cut short by a
+//! timeout goes back to the pool and answers the *next* command with the previous reply, `multi_set` is one
+//! round trip per key, servers are picked by `hash % n` (adding a server remaps almost every key), and
+//! `SERVER_ERROR` replies cannot be told apart from transport failures. This client is about 700 lines:
+//! a connection that fails in any way mid-command is dropped, never reused; `multi_get` and `multi_set`
+//! pipeline every server's commands in one write each (one round trip in all); servers sit on a ring of
+//! 160 points each, so adding or removing one moves only its share of keys.
+//!
+//! Protocol notes that shape the commands:
+//! - Keys: at most 250 bytes of printable ASCII without spaces. Any other key is sent as
+//!   `#sha256:` + the hex SHA-256 of the key (and so is any key that itself starts with `#sha256:`), so the
+//!   mapping is injective up to SHA-256 collisions and no key can inject a command.
+//! - TTLs are whole seconds, rounded up; beyond 30 days memcached reads the number as a Unix time, so longer
+//!   TTLs are sent as `now + ttl`. Memcached's clock ticks once a second: an entry may expire up to a second
+//!   before its TTL is up.
+//! - `increment`: `incr` is unsigned and `decr` floors at 0, so only a non-negative delta on a non-negative
+//!   counter uses `incr` (one round trip; an absent key is created with `add`, retried if another client
+//!   created it first). Negative deltas and negative counters go through `gets` + `cas`, retried until no
+//!   other write intervened: exact signed 64-bit arithmetic and no lost update either way.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::backend::{Backend, BackendConfig, CallOptions};
+use crate::caches::BackendSpec;
+use crate::error::{Error, Result};
+use crate::value::{CasToken, RawReply, Value};
+
+/// Memcached's longest key.
+const MAX_KEY_LEN: usize = 250;
+/// Marks a key sent as its hash.
+const HASHED_PREFIX: &str = "#sha256:";
+/// Relative TTLs longer than this are read by memcached as Unix times.
+const MAX_RELATIVE_TTL_SECS: u64 = 60 * 60 * 24 * 30;
+/// Points per server on the ring (libmemcached's ketama uses 160 too).
+const RING_POINTS: u32 = 160;
+/// Keys per `get` line; longer multi-gets are several pipelined lines.
+const KEYS_PER_GET: usize = 100;
+/// Commands per pipelined write in `multi_set`, so replies never fill the socket buffer while we still write.
+const SETS_PER_BATCH: usize = 1000;
+/// The longest reply line we accept (a `VALUE` header is at most ~300 bytes; `stats` lines are short).
+const MAX_LINE: u64 = 64 * 1024;
+/// Rounds of `gets`/`cas` before `increment` gives up under contention.
+const MAX_CAS_ROUNDS: usize = 10_000;
+
+const NAME: &str = "memcached";
+
+/// The Memcached backend: one server or several on a consistent-hash ring, with a pool of connections per
+/// server.
+///
+/// Every command honours the call's timeout (socket reads, writes and connects); a connection that fails or
+/// times out mid-command is closed, never reused. A server that refuses a connection is skipped (its keys
+/// fail fast with [`Error::Backend`]) for [`dead_retry`](MemcachedBackendBuilder::dead_retry), then tried
+/// again; its keys are not moved to another server, so no stale copy is ever read after it comes back.
+///
+/// | command | how |
+/// |---|---|
+/// | `get`, `multi_get` | `get`; many keys: one pipelined write per server, one round trip in all. A server that fails in a `multi_get` counts as misses (logged) while any other server answered |
+/// | `set`, `multi_set` | `set`; many keys pipelined like `multi_get` (not atomic) |
+/// | `add` | `add` |
+/// | `exists` | `mg` (meta get without the value) |
+/// | `increment` | `incr`, or `gets`+`cas` for negative numbers (see the module docs) |
+/// | `delete`, `expire` | `delete`, `touch` |
+/// | `clear` | `flush_all` on every server for a cache without namespace; `Unsupported` with a namespace |
+/// | `keys` | `Unsupported`: memcached cannot list keys |
+/// | `raw` | `version`, `stats [group]`, `flush_all [delay]`, `server_for <key>` |
+/// | locks | `OptimisticLock`: `gets` + `cas`. `RedLock`: `add`, released by `gets` + `cas` to an already-expired item (atomic compare-and-delete) |
+///
+/// ```no_run
+/// use cache_runtime::{Cache, MemcachedBackend, Ttl};
+///
+/// let backend = MemcachedBackend::builder()
+///     .server("127.0.0.1:11211")
+///     .server("127.0.0.1:11212")
+///     .build()
+///     .unwrap();
+/// let cache = Cache::builder().backend(backend).build().unwrap();
+/// cache.set("greeting", &"hello".to_string(), Ttl::secs(60)).unwrap();
+/// assert_eq!(cache.get::<String>("greeting").unwrap().as_deref(), Some("hello"));
+/// // Or from a URL: Cache::from_url("memcached://127.0.0.1:11211,127.0.0.1:11212")
+/// ```
+pub struct MemcachedBackend {
+    servers: Box<[Server]>,
+    /// (point, server index), sorted by point; empty with a single server.
+    ring: Box<[(u64, usize)]>,
+    pool_size: usize,
+    connect_timeout: Duration,
+    dead_retry: Duration,
+}
+
+/// Configures a [`MemcachedBackend`]. Nothing connects until the first command.
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_runtime::MemcachedBackend;
+///
+/// let backend = MemcachedBackend::builder()
+///     .server("127.0.0.1:11211")
+///     .pool_size(4)
+///     .connect_timeout(Duration::from_millis(500))
+///     .build()
+///     .unwrap();
+/// # drop(backend);
+/// assert!(MemcachedBackend::builder().server("no port here").build().is_err());
+/// ```
+#[derive(Clone, Debug)]
+pub struct MemcachedBackendBuilder {
+    servers: Vec<String>,
+    pool_size: usize,
+    connect_timeout: Duration,
+    dead_retry: Duration,
+}
+
+impl Default for MemcachedBackendBuilder {
+    fn default() -> Self {
+        MemcachedBackendBuilder {
+            servers: Vec::new(),
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(1),
+            dead_retry: Duration::from_secs(2),
+        }
+    }
+}
+
+impl MemcachedBackendBuilder {
+    /// Adds a server as `host:port` (default when none is added: `127.0.0.1:11211`).
+    pub fn server(mut self, addr: impl Into<String>) -> Self {
+        self.servers.push(addr.into());
+        self
+    }
+
+    /// Idle connections kept per server (default 16; busier moments open more, closed after use).
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// Longest wait for a TCP connect (default 1 s; the call's timeout caps it too).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// After a failed connect, how long a server's commands fail fast before it is tried again (default 2 s).
+    pub fn dead_retry(mut self, wait: Duration) -> Self {
+        self.dead_retry = wait;
+        self
+    }
+
+    /// Builds the backend after checking every address is `host:port`.
+    pub fn build(self) -> Result<MemcachedBackend> {
+        let servers = if self.servers.is_empty() {
+            vec!["127.0.0.1:11211".to_string()]
+        } else {
+            self.servers
+        };
+        for addr in &servers {
+            check_addr(addr).map_err(|m| Error::config(format!("memcached server `{addr}`: {m}")))?;
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(Error::config("memcached `connect_timeout` must be positive"));
+        }
+        let ring = if servers.len() > 1 { build_ring(&servers) } else { Vec::new() };
+        Ok(MemcachedBackend {
+            servers: servers
+                .into_iter()
+                .map(|addr| Server {
+                    addr,
+                    idle: Mutex::new(Vec::new()),
+                    down_until: AtomicU64::new(0),
+                })
+                .collect(),
+            ring: ring.into_boxed_slice(),
+            pool_size: self.pool_size,
+            connect_timeout: self.connect_timeout,
+            dead_retry: self.dead_retry,
+        })
+    }
+}
+
+fn check_addr(addr: &str) -> std::result::Result<(), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| "expected `host:port`".to_string())?;
+    if host.trim_matches(['[', ']']).is_empty() {
+        return Err("the host is empty".into());
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("port `{port}` is not a number from 0 to 65535"))?;
+    Ok(())
+}
+
+/// The alias-config spec: `endpoint` + `port`, or `servers` (a list of `host:port`); `pool_size`,
+/// `connect_timeout` and `dead_retry` (seconds).
+pub(crate) fn spec() -> BackendSpec {
+    fn builder(cfg: &BackendConfig<'_>) -> Result<MemcachedBackendBuilder> {
+        let mut b = MemcachedBackend::builder();
+        let single = cfg.str("endpoint")?.is_some() || cfg.u64("port")?.is_some();
+        match cfg.strings("servers")? {
+            Some(_) if single => {
+                return Err(cfg.error("servers", "give either `servers` or `endpoint`/`port`, not both"));
+            }
+            Some(list) if list.is_empty() => return Err(cfg.error("servers", "the list is empty")),
+            Some(list) => {
+                for s in list {
+                    let addr = if s.contains(':') { s.to_string() } else { format!("{s}:11211") };
+                    check_addr(&addr).map_err(|m| cfg.error("servers", format!("`{s}`: {m}")))?;
+                    b = b.server(addr);
+                }
+            }
+            None => {
+                let host = cfg.str("endpoint")?.unwrap_or("127.0.0.1");
+                let port = cfg.u64("port")?.unwrap_or(11211);
+                let port = u16::try_from(port).map_err(|_| cfg.error("port", format!("{port} is not a port")))?;
+                let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+                check_addr(&addr).map_err(|m| cfg.error("endpoint", m))?;
+                b = b.server(addr);
+            }
+        }
+        if let Some(size) = cfg.u64("pool_size")? {
+            b = b.pool_size(usize::try_from(size).unwrap_or(usize::MAX));
+        }
+        if let Some(t) = cfg.secs("connect_timeout")? {
+            b = b.connect_timeout(t);
+        }
+        if let Some(t) = cfg.secs("dead_retry")? {
+            b = b.dead_retry(t);
+        }
+        Ok(b)
+    }
+    BackendSpec::new(
+        &["endpoint", "port", "servers", "pool_size", "connect_timeout", "dead_retry"],
+        |cfg| Ok(Arc::new(builder(cfg)?.build().map_err(|e| cfg.error("servers", e))?)),
+    )
+    .with_check(|cfg| builder(cfg)?.build().map(drop).map_err(|e| cfg.error("servers", e)))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Keys, TTLs and the ring
+
+/// The key as sent: the key itself when memcached accepts it, else its hash.
+fn wire_key(key: &str) -> Cow<'_, str> {
+    let plain = key.len() <= MAX_KEY_LEN
+        && !key.is_empty()
+        && key.bytes().all(|b| b.is_ascii_graphic())
+        && !key.starts_with(HASHED_PREFIX);
+    if plain {
+        return Cow::Borrowed(key);
+    }
+    let digest = Sha256::digest(key.as_bytes());
+    let mut out = String::with_capacity(HASHED_PREFIX.len() + 64);
+    out.push_str(HASHED_PREFIX);
+    for byte in digest {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    Cow::Owned(out)
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Memcached's `exptime`: 0 = never; whole seconds rounded up; a Unix time beyond 30 days.
+fn exptime(ttl: Option<Duration>) -> u64 {
+    let Some(ttl) = ttl else { return 0 };
+    let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    let secs = millis.div_ceil(1000).max(1);
+    if secs <= MAX_RELATIVE_TTL_SECS {
+        secs
+    } else {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        now.saturating_add(secs)
+    }
+}
+
+/// FNV-1a with a final avalanche: stable across processes, versions and machines, so every client of the
+/// same server list puts a key on the same server.
+fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // splitmix64's finalizer spreads FNV's weak low bits over the whole word.
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+fn build_ring(servers: &[String]) -> Vec<(u64, usize)> {
+    let mut ring: Vec<(u64, usize)> = servers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, addr)| (0..RING_POINTS).map(move |p| (stable_hash(format!("{addr}-{p}").as_bytes()), i)))
+        .collect();
+    ring.sort_unstable();
+    ring
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Connections
+
+struct Server {
+    addr: String,
+    idle: Mutex<Vec<Conn>>,
+    /// Milliseconds since the epoch until which connects are not attempted; 0 = up.
+    down_until: AtomicU64,
+}
+
+struct Conn {
+    reader: BufReader<TcpStream>,
+    /// The socket timeout in force, to skip the syscall when it does not change.
+    timeout: Option<Duration>,
+    line: Vec<u8>,
+    out: Vec<u8>,
+}
+
+/// How a command on one connection went wrong.
+enum Fault {
+    /// Transport or protocol failure: the connection is out of step and must be closed.
+    Broken(io::Error),
+}
+
+impl From<io::Error> for Fault {
+    fn from(e: io::Error) -> Self {
+        Fault::Broken(e)
+    }
+}
+
+type Step<T> = std::result::Result<T, Fault>;
+
+fn protocol_error(message: impl Into<String>) -> Fault {
+    Fault::Broken(io::Error::new(io::ErrorKind::InvalidData, message.into()))
+}
+
+impl Conn {
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if self.timeout != timeout {
+            let stream = self.reader.get_ref();
+            stream.set_read_timeout(timeout)?;
+            stream.set_write_timeout(timeout)?;
+            self.timeout = timeout;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        self.reader.get_mut().write_all(&self.out)
+    }
+
+    /// One reply line without its CRLF.
+    fn read_line(&mut self) -> Step<&[u8]> {
+        self.line.clear();
+        let n = (&mut self.reader).take(MAX_LINE).read_until(b'\n', &mut self.line)?;
+        if n == 0 {
+            return Err(protocol_error("the server closed the connection"));
+        }
+        if !self.line.ends_with(b"\r\n") {
+            return Err(protocol_error("reply line not terminated by CRLF or too long"));
+        }
+        let len = self.line.len() - 2;
+        Ok(&self.line[..len])
+    }
+
+    /// `len` bytes of data followed by CRLF.
+    fn read_data(&mut self, len: usize) -> Step<Vec<u8>> {
+        let mut data = vec![0u8; len + 2];
+        self.reader.read_exact(&mut data)?;
+        if !data.ends_with(b"\r\n") {
+            return Err(protocol_error("value not terminated by CRLF"));
+        }
+        data.truncate(len);
+        Ok(data)
+    }
+
+    /// Reads `VALUE` blocks up to `END`, handing each to `found`.
+    fn read_values(&mut self, mut found: impl FnMut(&[u8], Vec<u8>, Option<u64>)) -> Step<Reply<()>> {
+        loop {
+            let line = self.read_line()?;
+            if line == b"END" {
+                return Ok(Ok(()));
+            }
+            if let Some(err) = server_error(line) {
+                return Ok(Err(err));
+            }
+            let mut parts = line.split(|&b| b == b' ');
+            if parts.next() != Some(b"VALUE") {
+                return Err(protocol_error(format!("unexpected reply `{}`", String::from_utf8_lossy(line))));
+            }
+            let key = parts.next().unwrap_or_default().to_vec();
+            let _flags = parts.next();
+            let len: usize = parse_num(parts.next())?;
+            let cas = parts.next().map(|c| parse_num(Some(c))).transpose()?;
+            let data = self.read_data(len)?;
+            found(&key, data, cas);
+        }
+    }
+
+    /// A storage reply: `STORED` and friends.
+    fn read_store(&mut self) -> Step<Reply<Stored>> {
+        let line = self.read_line()?;
+        Ok(match line {
+            b"STORED" => Ok(Stored::Stored),
+            b"NOT_STORED" => Ok(Stored::NotStored),
+            b"EXISTS" => Ok(Stored::Exists),
+            b"NOT_FOUND" => Ok(Stored::NotFound),
+            other => Err(server_error(other).ok_or_else(|| unexpected(other))?),
+        })
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(field: Option<&[u8]>) -> Step<T> {
+    field
+        .and_then(|f| std::str::from_utf8(f).ok())
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| protocol_error("malformed number in reply"))
+}
+
+fn unexpected(line: &[u8]) -> Fault {
+    protocol_error(format!("unexpected reply `{}`", String::from_utf8_lossy(line)))
+}
+
+/// What the server said went wrong, with the connection still in step.
+#[derive(Debug)]
+enum ServerSaid {
+    /// `SERVER_ERROR object too large for cache` and the like.
+    Server(String),
+    /// `CLIENT_ERROR ...`.
+    Client(String),
+    /// `ERROR`: the server does not know the command.
+    UnknownCommand,
+}
+
+type Reply<T> = std::result::Result<T, ServerSaid>;
+
+fn server_error(line: &[u8]) -> Option<ServerSaid> {
+    let text = || String::from_utf8_lossy(line).into_owned();
+    if line.starts_with(b"SERVER_ERROR") {
+        Some(ServerSaid::Server(text()))
+    } else if line.starts_with(b"CLIENT_ERROR") {
+        Some(ServerSaid::Client(text()))
+    } else if line == b"ERROR" {
+        Some(ServerSaid::UnknownCommand)
+    } else {
+        None
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    Stored,
+    NotStored,
+    Exists,
+    NotFound,
+}
+
+fn push_store(out: &mut Vec<u8>, verb: &str, key: &str, exptime: i64, data: &[u8], cas: Option<u64>) {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{verb} {key} 0 {exptime} {}", data.len());
+    if let Some(cas) = cas {
+        let _ = write!(out, " {cas}");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn bytes_of(value: &Value) -> Result<&[u8]> {
+    value.as_bytes().ok_or_else(|| {
+        Error::InvalidInput("the memcached backend stores bytes; use a byte serializer such as `json`".into())
+    })
+}
+
+impl MemcachedBackend {
+    /// A backend for one server at `host:port` (nothing connects until the first command).
+    ///
+    /// ```
+    /// let backend = cache_runtime::MemcachedBackend::new("127.0.0.1:11211").unwrap();
+    /// # drop(backend);
+    /// ```
+    pub fn new(addr: impl Into<String>) -> Result<MemcachedBackend> {
+        MemcachedBackend::builder().server(addr).build()
+    }
+
+    /// Configures one.
+    pub fn builder() -> MemcachedBackendBuilder {
+        MemcachedBackendBuilder::default()
+    }
+
+    /// The servers, in configuration order.
+    ///
+    /// ```
+    /// let backend = cache_runtime::MemcachedBackend::new("127.0.0.1:11211").unwrap();
+    /// assert_eq!(backend.servers(), vec!["127.0.0.1:11211"]);
+    /// ```
+    pub fn servers(&self) -> Vec<&str> {
+        self.servers.iter().map(|s| s.addr.as_str()).collect()
+    }
+
+    /// The server a stored key lives on (`host:port`).
+    ///
+    /// ```
+    /// let backend = cache_runtime::MemcachedBackend::builder()
+    ///     .server("10.0.0.1:11211")
+    ///     .server("10.0.0.2:11211")
+    ///     .build()
+    ///     .unwrap();
+    /// let server = backend.server_for("user:1");
+    /// assert_eq!(server, backend.server_for("user:1"));
+    /// ```
+    pub fn server_for(&self, key: &str) -> &str {
+        &self.servers[self.locate(&wire_key(key))].addr
+    }
+
+    fn locate(&self, wire: &str) -> usize {
+        if self.ring.is_empty() {
+            return 0;
+        }
+        let h = stable_hash(wire.as_bytes());
+        let i = self.ring.partition_point(|&(p, _)| p < h);
+        self.ring[if i == self.ring.len() { 0 } else { i }].1
+    }
+
+    fn connect(&self, server: &Server, opts: &CallOptions) -> Result<Conn> {
+        let now = now_millis();
+        let down_until = server.down_until.load(Ordering::Relaxed);
+        if down_until > now {
+            return Err(Error::backend(
+                NAME,
+                format!(
+                    "server {} is skipped for {} ms more after a failed connect (`dead_retry`)",
+                    server.addr,
+                    down_until - now
+                ),
+            ));
+        }
+        let timeout = match opts.timeout {
+            Some(t) => t.min(self.connect_timeout),
+            None => self.connect_timeout,
+        };
+        let attempt = || -> io::Result<TcpStream> {
+            let mut last = io::Error::new(io::ErrorKind::NotFound, "the host resolved to no address");
+            for addr in server.addr.to_socket_addrs()? {
+                match TcpStream::connect_timeout(&addr, timeout) {
+                    Ok(stream) => return Ok(stream),
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
+        };
+        match attempt() {
+            Ok(stream) => {
+                server.down_until.store(0, Ordering::Relaxed);
+                stream
+                    .set_nodelay(true)
+                    .map_err(|e| Error::backend(NAME, format!("server {}: {e}", server.addr)))?;
+                Ok(Conn {
+                    reader: BufReader::with_capacity(16 * 1024, stream),
+                    timeout: None,
+                    line: Vec::with_capacity(128),
+                    out: Vec::with_capacity(256),
+                })
+            }
+            Err(e) => {
+                let retry = u64::try_from(self.dead_retry.as_millis()).unwrap_or(u64::MAX);
+                if retry > 0 {
+                    server.down_until.store(now.saturating_add(retry), Ordering::Relaxed);
+                }
+                Err(Error::backend(NAME, format!("cannot connect to server {}: {e}", server.addr)))
+            }
+        }
+    }
+
+    /// A connection to server `idx` (pooled, or new) and whether it came from the pool.
+    fn checkout(&self, idx: usize, opts: &CallOptions) -> Result<(Conn, bool)> {
+        let server = &self.servers[idx];
+        if let Some(conn) = server.idle.lock().pop() {
+            return Ok((conn, true));
+        }
+        self.connect(server, opts).map(|c| (c, false))
+    }
+
+    fn checkin(&self, idx: usize, conn: Conn) {
+        let mut idle = self.servers[idx].idle.lock();
+        if idle.len() < self.pool_size {
+            idle.push(conn);
+        }
+    }
+
+    fn fault_to_error(&self, idx: usize, command: &'static str, opts: &CallOptions, fault: Fault) -> Error {
+        let Fault::Broken(e) = fault;
+        match (e.kind(), opts.timeout) {
+            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(timeout)) => Error::Timeout { command, timeout },
+            _ => Error::backend(NAME, format!("`{command}` on server {}: {e}", self.servers[idx].addr)),
+        }
+    }
+
+    /// Runs `op` on a connection to server `idx`. A connection that fails is closed; when it came from the
+    /// pool and `op` is safe to repeat, it is run once more on a new connection (a restarted server leaves
+    /// every pooled connection dead, and the first command after the restart should not fail for it).
+    fn with_conn<T>(
+        &self,
+        idx: usize,
+        command: &'static str,
+        idempotent: bool,
+        opts: &CallOptions,
+        mut op: impl FnMut(&mut Conn) -> Step<T>,
+    ) -> Result<T> {
+        let (mut conn, mut pooled) = self.checkout(idx, opts)?;
+        loop {
+            let outcome = conn
+                .set_timeout(opts.timeout)
+                .map_err(Fault::from)
+                .and_then(|()| op(&mut conn));
+            match outcome {
+                Ok(value) => {
+                    self.checkin(idx, conn);
+                    return Ok(value);
+                }
+                Err(fault) => {
+                    drop(conn);
+                    let Fault::Broken(e) = &fault;
+                    let timed_out = matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
+                    if pooled && idempotent && !timed_out {
+                        // The other idle connections are likely just as dead.
+                        self.servers[idx].idle.lock().clear();
+                        conn = self.connect(&self.servers[idx], opts)?;
+                        pooled = false;
+                        continue;
+                    }
+                    return Err(self.fault_to_error(idx, command, opts, fault));
+                }
+            }
+        }
+    }
+
+    fn said(&self, idx: usize, command: &'static str, said: ServerSaid) -> Error {
+        let server = &self.servers[idx].addr;
+        match said {
+            ServerSaid::Server(m) if m.contains("too large") => Error::InvalidInput(format!(
+                "`{command}`: the value is larger than the item size limit of memcached server {server} \
+                 (its `-I` setting, 1 MiB by default): {m}"
+            )),
+            ServerSaid::Server(m) | ServerSaid::Client(m) => {
+                Error::backend(NAME, format!("`{command}` on server {server}: {m}"))
+            }
+            ServerSaid::UnknownCommand => Error::backend(
+                NAME,
+                format!("`{command}`: server {server} does not know the command (memcached 1.6 or later is needed)"),
+            ),
+        }
+    }
+
+    /// One storage command (`set`, `add`, `cas`) on one key.
+    fn store(
+        &self,
+        command: &'static str,
+        verb: &'static str,
+        key: &str,
+        data: &[u8],
+        exptime: i64,
+        cas: Option<u64>,
+        opts: &CallOptions,
+    ) -> Result<Stored> {
+        let wire = wire_key(key);
+        let idx = self.locate(&wire);
+        let idempotent = verb == "set";
+        let reply = self.with_conn(idx, command, idempotent, opts, |conn| {
+            conn.out.clear();
+            push_store(&mut conn.out, verb, &wire, exptime, data, cas);
+            conn.send()?;
+            conn.read_store()
+        })?;
+        reply.map_err(|said| self.said(idx, command, said))
+    }
+
+    /// `gets` on one key: the value and its CAS id.
+    fn gets(&self, command: &'static str, key: &str, opts: &CallOptions) -> Result<Option<(Vec<u8>, u64)>> {
+        let wire = wire_key(key);
+        let idx = self.locate(&wire);
+        let reply = self.with_conn(idx, command, true, opts, |conn| {
+            conn.out.clear();
+            conn.out.extend_from_slice(b"gets ");
+            conn.out.extend_from_slice(wire.as_bytes());
+            conn.out.extend_from_slice(b"\r\n");
+            conn.send()?;
+            let mut found = None;
+            let end = conn.read_values(|_, data, cas| found = Some((data, cas.unwrap_or(0))))?;
+            Ok(end.map(|()| found))
+        })?;
+        reply.map_err(|said| self.said(idx, command, said))
+    }
+
+    /// A one-line command with a one-line reply.
+    fn simple(&self, command: &'static str, line: &str, key: &str, opts: &CallOptions) -> Result<(usize, Vec<u8>)> {
+        let idx = self.locate(key);
+        let reply = self.with_conn(idx, command, true, opts, |conn| {
+            conn.out.clear();
+            conn.out.extend_from_slice(line.as_bytes());
+            conn.send()?;
+            Ok(conn.read_line()?.to_vec())
+        })?;
+        Ok((idx, reply))
+    }
+
+    fn increment_by_cas(&self, key: &str, delta: i64, opts: &CallOptions) -> Result<i64> {
+        for _ in 0..MAX_CAS_ROUNDS {
+            let (stored, new) = match self.gets("increment", key, opts)? {
+                None => {
+                    let data = delta.to_string();
+                    (self.store("increment", "add", key, data.as_bytes(), 0, None, opts)?, delta)
+                }
+                Some((bytes, cas)) => {
+                    let current: i64 = std::str::from_utf8(&bytes)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok())
+                        .ok_or_else(|| Error::NotAnInteger { key: key.to_string() })?;
+                    let new = current.checked_add(delta).ok_or_else(|| {
+                        Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64"))
+                    })?;
+                    // `cas` with exptime 0 would drop the key's TTL; memcached cannot read it back, so a
+                    // counter written through this path keeps no TTL (documented on `increment`).
+                    let data = new.to_string();
+                    (self.store("increment", "cas", key, data.as_bytes(), 0, Some(cas), opts)?, new)
+                }
+            };
+            if stored == Stored::Stored {
+                return Ok(new);
+            }
+        }
+        Err(Error::backend(
+            NAME,
+            format!("`increment` of `{key}` lost the race {MAX_CAS_ROUNDS} times in a row"),
+        ))
+    }
+}
+
+impl Backend for MemcachedBackend {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn get(&self, key: &str, opts: &CallOptions) -> Result<Option<Value>> {
+        let wire = wire_key(key);
+        let idx = self.locate(&wire);
+        let reply = self.with_conn(idx, "get", true, opts, |conn| {
+            conn.out.clear();
+            conn.out.extend_from_slice(b"get ");
+            conn.out.extend_from_slice(wire.as_bytes());
+            conn.out.extend_from_slice(b"\r\n");
+            conn.send()?;
+            let mut found = None;
+            let end = conn.read_values(|_, data, _| found = Some(data))?;
+            Ok(end.map(|()| found))
+        })?;
+        reply
+            .map(|found| found.map(Value::Bytes))
+            .map_err(|said| self.said(idx, "get", said))
+    }
+
+    fn multi_get(&self, keys: &[&str], opts: &CallOptions) -> Result<Vec<Option<Value>>> {
+        let wires: Vec<Cow<'_, str>> = keys.iter().map(|k| wire_key(k)).collect();
+        // Unique wire keys per server.
+        let mut per_server: HashMap<usize, Vec<&str>> = HashMap::new();
+        let mut seen: HashMap<&str, ()> = HashMap::with_capacity(wires.len());
+        for wire in &wires {
+            if seen.insert(wire, ()).is_none() {
+                per_server.entry(self.locate(wire)).or_default().push(wire);
+            }
+        }
+        // Send every server its `get` lines first, then read the replies: one round trip in all.
+        let mut sent: Vec<(usize, Conn, usize)> = Vec::with_capacity(per_server.len());
+        let mut failures: Vec<Error> = Vec::new();
+        for (&idx, server_keys) in &per_server {
+            let send = |conn: &mut Conn| -> Step<usize> {
+                conn.set_timeout(opts.timeout)?;
+                conn.out.clear();
+                let mut lines = 0;
+                for chunk in server_keys.chunks(KEYS_PER_GET) {
+                    conn.out.extend_from_slice(b"get");
+                    for k in chunk {
+                        conn.out.push(b' ');
+                        conn.out.extend_from_slice(k.as_bytes());
+                    }
+                    conn.out.extend_from_slice(b"\r\n");
+                    lines += 1;
+                }
+                conn.send()?;
+                Ok(lines)
+            };
+            let attempt = self.checkout(idx, opts).and_then(|(mut conn, pooled)| match send(&mut conn) {
+                Ok(lines) => Ok((conn, lines)),
+                Err(_) if pooled => {
+                    self.servers[idx].idle.lock().clear();
+                    let mut fresh = self.connect(&self.servers[idx], opts)?;
+                    match send(&mut fresh) {
+                        Ok(lines) => Ok((fresh, lines)),
+                        Err(f) => Err(self.fault_to_error(idx, "multi_get", opts, f)),
+                    }
+                }
+                Err(f) => Err(self.fault_to_error(idx, "multi_get", opts, f)),
+            });
+            match attempt {
+                Ok((conn, lines)) => sent.push((idx, conn, lines)),
+                Err(e) => failures.push(e),
+            }
+        }
+        let mut values: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(seen.len());
+        let mut answered = 0usize;
+        for (idx, mut conn, lines) in sent {
+            let mut read = || -> Step<Reply<()>> {
+                for _ in 0..lines {
+                    if let Err(said) = conn.read_values(|k, data, _| {
+                        values.insert(k.to_vec(), data);
+                    })? {
+                        return Ok(Err(said));
+                    }
+                }
+                Ok(Ok(()))
+            };
+            match read() {
+                Ok(Ok(())) => {
+                    answered += 1;
+                    self.checkin(idx, conn);
+                }
+                Ok(Err(said)) => failures.push(self.said(idx, "multi_get", said)),
+                Err(fault) => failures.push(self.fault_to_error(idx, "multi_get", opts, fault)),
+            }
+        }
+        if let Some(first) = failures.into_iter().next() {
+            if answered == 0 {
+                return Err(first);
+            }
+            // Fail open per server: the keys of a server that did not answer read as misses.
+            tracing::warn!(error = %first, "memcached multi_get: a server failed; its keys read as misses");
+        }
+        Ok(wires
+            .iter()
+            .map(|w| values.get(w.as_bytes()).cloned().map(Value::Bytes))
+            .collect())
+    }
+
+    fn set(&self, key: &str, value: Value, ttl: Option<Duration>, opts: &CallOptions) -> Result<()> {
+        let data = bytes_of(&value)?;
+        let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
+        match self.store("set", "set", key, data, exptime, None, opts)? {
+            Stored::Stored => Ok(()),
+            other => Err(Error::backend(NAME, format!("`set` of a key answered {other:?}"))),
+        }
+    }
+
+    fn multi_set(&self, entries: Vec<(&str, Value)>, ttl: Option<Duration>, opts: &CallOptions) -> Result<()> {
+        let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
+        let mut per_server: HashMap<usize, Vec<(Cow<'_, str>, &[u8])>> = HashMap::new();
+        for (key, value) in &entries {
+            let wire = wire_key(key);
+            per_server
+                .entry(self.locate(&wire))
+                .or_default()
+                .push((wire, bytes_of(value)?));
+        }
+        let batches = per_server.values().map(|v| v.len().div_ceil(SETS_PER_BATCH)).max().unwrap_or(0);
+        let mut first_error: Option<Error> = None;
+        for batch in 0..batches {
+            let mut sent: Vec<(usize, Conn, usize)> = Vec::new();
+            for (&idx, items) in &per_server {
+                let chunk: Vec<&(Cow<'_, str>, &[u8])> =
+                    items.iter().skip(batch * SETS_PER_BATCH).take(SETS_PER_BATCH).collect();
+                if chunk.is_empty() {
+                    continue;
+                }
+                let send = |conn: &mut Conn| -> Step<()> {
+                    conn.set_timeout(opts.timeout)?;
+                    conn.out.clear();
+                    for (wire, data) in &chunk {
+                        push_store(&mut conn.out, "set", wire, exptime, data, None);
+                    }
+                    conn.send()?;
+                    Ok(())
+                };
+                let attempt = self.checkout(idx, opts).and_then(|(mut conn, pooled)| match send(&mut conn) {
+                    Ok(()) => Ok(conn),
+                    Err(_) if pooled => {
+                        self.servers[idx].idle.lock().clear();
+                        let mut fresh = self.connect(&self.servers[idx], opts)?;
+                        send(&mut fresh)
+                            .map(|()| fresh)
+                            .map_err(|f| self.fault_to_error(idx, "multi_set", opts, f))
+                    }
+                    Err(f) => Err(self.fault_to_error(idx, "multi_set", opts, f)),
+                });
+                match attempt {
+                    Ok(conn) => sent.push((idx, conn, chunk.len())),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            for (idx, mut conn, count) in sent {
+                let mut failure = None;
+                let mut read = || -> Step<()> {
+                    // Read every reply, even after an error, so the connection stays in step.
+                    for _ in 0..count {
+                        match conn.read_store()? {
+                            Ok(Stored::Stored) => {}
+                            Ok(other) => {
+                                failure.get_or_insert(Error::backend(NAME, format!("`multi_set` answered {other:?}")));
+                            }
+                            Err(said) => {
+                                failure.get_or_insert(self.said(idx, "multi_set", said));
+                            }
+                        }
+                    }
+                    Ok(())
+                };
+                match read() {
+                    Ok(()) => self.checkin(idx, conn),
+                    Err(fault) => {
+                        first_error.get_or_insert(self.fault_to_error(idx, "multi_set", opts, fault));
+                    }
+                }
+                if let Some(e) = failure {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn add(&self, key: &str, value: Value, ttl: Option<Duration>, opts: &CallOptions) -> Result<bool> {
+        let data = bytes_of(&value)?;
+        let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
+        match self.store("add", "add", key, data, exptime, None, opts)? {
+            Stored::Stored => Ok(true),
+            Stored::NotStored | Stored::Exists => Ok(false),
+            Stored::NotFound => Err(Error::backend(NAME, "`add` answered NOT_FOUND")),
+        }
+    }
+
+    fn exists(&self, key: &str, opts: &CallOptions) -> Result<bool> {
+        let wire = wire_key(key);
+        let (idx, reply) = self.simple("exists", &format!("mg {wire}\r\n"), &wire, opts)?;
+        match reply.as_slice() {
+            b"HD" => Ok(true),
+            b"EN" => Ok(false),
+            b"ERROR" => Ok(self.get(key, opts)?.is_some()),
+            other => Err(server_error(other)
+                .map(|said| self.said(idx, "exists", said))
+                .unwrap_or_else(|| Error::backend(NAME, format!("`mg` answered `{}`", String::from_utf8_lossy(other))))),
+        }
+    }
+
+    /// Atomic on the server. Counters are stored as decimal text (what the JSON and string serializers write
+    /// for integers), so `get::<i64>` reads them. A counter created or changed through the `gets`/`cas`
+    /// path (negative numbers) keeps no TTL.
+    fn increment(&self, key: &str, delta: i64, opts: &CallOptions) -> Result<i64> {
+        if delta < 0 {
+            return self.increment_by_cas(key, delta, opts);
+        }
+        let wire = wire_key(key);
+        loop {
+            let (idx, reply) = self.simple_nonidempotent("increment", &format!("incr {wire} {delta}\r\n"), &wire, opts)?;
+            if reply == b"NOT_FOUND" {
+                let data = delta.to_string();
+                match self.store("increment", "add", key, data.as_bytes(), 0, None, opts)? {
+                    Stored::Stored => return Ok(delta),
+                    // Someone created it between our `incr` and `add`: increment theirs.
+                    _ => continue,
+                }
+            }
+            if let Ok(n) = std::str::from_utf8(&reply).unwrap_or("").trim().parse::<u64>() {
+                return i64::try_from(n).map_err(|_| {
+                    Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64 (memcached holds {n})"))
+                });
+            }
+            return match server_error(&reply) {
+                // A negative number or not a number at all: the exact path tells which.
+                Some(ServerSaid::Client(_)) => self.increment_by_cas(key, delta, opts),
+                Some(said) => Err(self.said(idx, "increment", said)),
+                None => Err(Error::backend(
+                    NAME,
+                    format!("`incr` answered `{}`", String::from_utf8_lossy(&reply)),
+                )),
+            };
+        }
+    }
+
+    fn delete(&self, key: &str, opts: &CallOptions) -> Result<u64> {
+        let wire = wire_key(key);
+        let (idx, reply) = self.simple("delete", &format!("delete {wire}\r\n"), &wire, opts)?;
+        match reply.as_slice() {
+            b"DELETED" => Ok(1),
+            b"NOT_FOUND" => Ok(0),
+            other => Err(self.reply_error(idx, "delete", other)),
+        }
+    }
+
+    fn expire(&self, key: &str, ttl: Option<Duration>, opts: &CallOptions) -> Result<bool> {
+        let wire = wire_key(key);
+        let (idx, reply) = self.simple("expire", &format!("touch {wire} {}\r\n", exptime(ttl)), &wire, opts)?;
+        match reply.as_slice() {
+            b"TOUCHED" => Ok(true),
+            b"NOT_FOUND" => Ok(false),
+            other => Err(self.reply_error(idx, "expire", other)),
+        }
+    }
+
+    /// `flush_all` on every server when there is no namespace (returns 0: memcached does not say how many
+    /// items it dropped). With a namespace: `Unsupported`, since memcached cannot find keys by prefix.
+    fn clear(&self, prefix: Option<&str>, opts: &CallOptions) -> Result<u64> {
+        if prefix.is_some() {
+            return Err(Error::unsupported(
+                "clear",
+                NAME,
+                "memcached cannot find keys by namespace; delete keys one by one, give the namespace its own \
+                 server(s), or clear a cache without namespace (flush_all, which drops every key)",
+            ));
+        }
+        for idx in 0..self.servers.len() {
+            let reply = self
+                .with_conn(idx, "clear", true, opts, |conn| {
+                    conn.out.clear();
+                    conn.out.extend_from_slice(b"flush_all\r\n");
+                    conn.send()?;
+                    Ok(conn.read_line()?.to_vec())
+                })?;
+            if reply != b"OK" {
+                return Err(self.reply_error(idx, "clear", &reply));
+            }
+        }
+        Ok(0)
+    }
+
+    fn keys(&self, _pattern: &str, _opts: &CallOptions) -> Result<Vec<String>> {
+        Err(Error::unsupported(
+            "keys",
+            NAME,
+            "memcached cannot list its keys; keep an index under a key of your own, or use the redis or disk backend",
+        ))
+    }
+
+    /// `version` and `stats [group]` (one reply per server, in configuration order), `flush_all [delay]`,
+    /// and `server_for <key>` (the `host:port` a stored key lives on).
+    fn raw(&self, command: &str, args: &[Vec<u8>], opts: &CallOptions) -> Result<RawReply> {
+        let verb = command.to_ascii_lowercase();
+        if verb == "server_for" {
+            let [key] = args else {
+                return Err(Error::InvalidInput("`server_for` takes one key".into()));
+            };
+            let key = std::str::from_utf8(key)
+                .map_err(|_| Error::InvalidInput("`server_for`: the key is not UTF-8".into()))?;
+            return Ok(RawReply::Bytes(self.server_for(key).as_bytes().to_vec()));
+        }
+        let max_args = match verb.as_str() {
+            "version" => 0,
+            "stats" | "flush_all" => 1,
+            _ => {
+                return Err(Error::unsupported(
+                    "raw",
+                    NAME,
+                    format!(
+                        "unknown command `{command}`; the memcached backend understands `version`, `stats [group]`, \
+                         `flush_all [delay]` and `server_for <key>`"
+                    ),
+                ))
+            }
+        };
+        if args.len() > max_args {
+            return Err(Error::InvalidInput(format!("`{verb}` takes at most {max_args} argument(s)")));
+        }
+        let mut line = verb.clone().into_bytes();
+        for arg in args {
+            if arg.is_empty() || !arg.iter().all(u8::is_ascii_graphic) {
+                return Err(Error::InvalidInput(format!(
+                    "`{verb}`: arguments must be printable ASCII without spaces"
+                )));
+            }
+            line.push(b' ');
+            line.extend_from_slice(arg);
+        }
+        line.extend_from_slice(b"\r\n");
+        let multi_line = verb == "stats";
+        let mut replies = Vec::with_capacity(self.servers.len());
+        for idx in 0..self.servers.len() {
+            let reply = self.with_conn(idx, "raw", verb != "flush_all", opts, |conn| {
+                conn.out.clear();
+                conn.out.extend_from_slice(&line);
+                conn.send()?;
+                if !multi_line {
+                    return Ok(RawReply::Status(String::from_utf8_lossy(conn.read_line()?).into_owned()));
+                }
+                let mut stats = Vec::new();
+                loop {
+                    let l = conn.read_line()?;
+                    if l == b"END" {
+                        return Ok(RawReply::Array(stats));
+                    }
+                    if l == b"ERROR" || l.starts_with(b"CLIENT_ERROR") || l.starts_with(b"SERVER_ERROR") {
+                        return Ok(RawReply::Status(String::from_utf8_lossy(l).into_owned()));
+                    }
+                    let text = String::from_utf8_lossy(l);
+                    let mut parts = text.splitn(3, ' ');
+                    let _stat = parts.next();
+                    let name = parts.next().unwrap_or_default();
+                    let value = parts.next().unwrap_or_default();
+                    stats.push(RawReply::Array(vec![
+                        RawReply::Bytes(name.as_bytes().to_vec()),
+                        RawReply::Bytes(value.as_bytes().to_vec()),
+                    ]));
+                }
+            })?;
+            replies.push(reply);
+        }
+        Ok(RawReply::Array(replies))
+    }
+
+    /// Drops every pooled connection; the next command connects again.
+    fn close(&self) -> Result<()> {
+        for server in self.servers.iter() {
+            server.idle.lock().clear();
+        }
+        Ok(())
+    }
+
+    fn get_versioned(&self, key: &str, opts: &CallOptions) -> Result<(Option<Value>, CasToken)> {
+        Ok(match self.gets("get_versioned", key, opts)? {
+            Some((data, cas)) => (Some(Value::Bytes(data)), CasToken::Version(cas)),
+            None => (None, CasToken::Absent),
+        })
+    }
+
+    fn compare_and_set(
+        &self,
+        key: &str,
+        expected: &CasToken,
+        value: Value,
+        ttl: Option<Duration>,
+        opts: &CallOptions,
+    ) -> Result<bool> {
+        let data = bytes_of(&value)?;
+        let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
+        let stored = match expected {
+            CasToken::Absent => self.store("compare_and_set", "add", key, data, exptime, None, opts)?,
+            CasToken::Version(cas) => self.store("compare_and_set", "cas", key, data, exptime, Some(*cas), opts)?,
+            CasToken::Bytes(_) => {
+                return Err(Error::InvalidInput(
+                    "a byte-valued CAS token comes from another backend; memcached uses CAS ids".into(),
+                ))
+            }
+        };
+        Ok(stored == Stored::Stored)
+    }
+
+    /// Atomic: `gets`, then a `cas` of that version to an item that has already expired (exptime -1), which
+    /// fails if anyone wrote the key in between.
+    fn compare_and_delete(&self, key: &str, expected: &[u8], opts: &CallOptions) -> Result<bool> {
+        match self.gets("compare_and_delete", key, opts)? {
+            Some((data, cas)) if data == expected => {
+                Ok(self.store("compare_and_delete", "cas", key, b"", -1, Some(cas), opts)? == Stored::Stored)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+impl MemcachedBackend {
+    /// Like [`simple`](Self::simple) for a command that must not be repeated on a new connection.
+    fn simple_nonidempotent(
+        &self,
+        command: &'static str,
+        line: &str,
+        key: &str,
+        opts: &CallOptions,
+    ) -> Result<(usize, Vec<u8>)> {
+        let idx = self.locate(key);
+        let reply = self.with_conn(idx, command, false, opts, |conn| {
+            conn.out.clear();
+            conn.out.extend_from_slice(line.as_bytes());
+            conn.send()?;
+            Ok(conn.read_line()?.to_vec())
+        })?;
+        Ok((idx, reply))
+    }
+
+    fn reply_error(&self, idx: usize, command: &'static str, reply: &[u8]) -> Error {
+        match server_error(reply) {
+            Some(said) => self.said(idx, command, said),
+            None => Error::backend(
+                NAME,
+                format!("`{command}` on server {}: unexpected reply `{}`", self.servers[idx].addr, String::from_utf8_lossy(reply)),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for MemcachedBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemcachedBackend")
+            .field("servers", &self.servers())
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("dead_retry", &self.dead_retry)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_keys_pass_through_and_others_are_hashed() {
+        assert_eq!(wire_key("user:1"), "user:1");
+        for bad in ["a b", "a\r\nset x 0 0 1", "nul\0", "é", &"k".repeat(251), "", "#sha256:abc"] {
+            let wire = wire_key(bad);
+            assert!(wire.starts_with(HASHED_PREFIX), "{bad:?}");
+            assert_eq!(wire.len(), HASHED_PREFIX.len() + 64);
+            assert!(wire.bytes().all(|b| b.is_ascii_graphic()));
+            assert_eq!(wire, wire_key(bad), "deterministic");
+        }
+        assert_ne!(wire_key("a b"), wire_key("a  b"));
+        assert_eq!(wire_key(&"k".repeat(250)).len(), 250);
+    }
+
+    #[test]
+    fn ttls_round_up_and_turn_absolute_past_thirty_days() {
+        assert_eq!(exptime(None), 0);
+        assert_eq!(exptime(Some(Duration::from_millis(1))), 1);
+        assert_eq!(exptime(Some(Duration::from_millis(1500))), 2);
+        assert_eq!(exptime(Some(Duration::from_secs(MAX_RELATIVE_TTL_SECS))), MAX_RELATIVE_TTL_SECS);
+        let now = now_millis() / 1000;
+        let far = exptime(Some(Duration::from_secs(MAX_RELATIVE_TTL_SECS + 1)));
+        assert!(far >= now + MAX_RELATIVE_TTL_SECS + 1 && far <= now + MAX_RELATIVE_TTL_SECS + 3);
+    }
+
+    #[test]
+    fn the_ring_spreads_keys_and_moves_few_when_a_server_joins() {
+        let two = MemcachedBackend::builder().server("a:1").server("b:1").build().unwrap();
+        let three = MemcachedBackend::builder().server("a:1").server("b:1").server("c:1").build().unwrap();
+        let keys: Vec<String> = (0..3000).map(|i| format!("key:{i}")).collect();
+        let on_a = keys.iter().filter(|k| two.server_for(k) == "a:1").count();
+        assert!((1000..2000).contains(&on_a), "{on_a} of 3000 on a");
+        let moved = keys.iter().filter(|k| two.server_for(k) != three.server_for(k)).count();
+        // Only keys that now belong to c move (about a third).
+        assert!(moved < 1500, "{moved} moved");
+        assert!(keys.iter().all(|k| two.server_for(k) == three.server_for(k) || three.server_for(k) == "c:1"));
+    }
+
+    #[test]
+    fn addresses_are_checked() {
+        assert!(MemcachedBackend::new("localhost").is_err());
+        assert!(MemcachedBackend::new(":11211").is_err());
+        assert!(MemcachedBackend::new("h:99999").is_err());
+        assert!(MemcachedBackend::new("[::1]:11211").is_ok());
+    }
+}
