@@ -33,6 +33,7 @@ mod config;
 mod error;
 mod key;
 mod lock;
+mod memo;
 mod plugin;
 mod registry;
 mod serializer;
@@ -42,6 +43,8 @@ mod value;
 #[cfg(feature = "memory")]
 pub use backend::memory::{MemoryBackend, MemoryBackendBuilder};
 pub use backend::null::NullBackend;
+#[cfg(feature = "redis")]
+pub use backend::redis::{RedisBackend, RedisBackendBuilder};
 #[cfg(feature = "memcached")]
 pub use backend::memcached::{MemcachedBackend, MemcachedBackendBuilder};
 #[cfg(feature = "disk")]
@@ -68,10 +71,20 @@ pub use erased_serde;
 #[cfg(feature = "macros")]
 pub use cache_macros::{cached, cached_stampede, multi_cached};
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// Support for generated code; not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::caches::AliasCell;
+    pub use crate::memo::{
+        derive, get, invalidate, key_string, lease, lookup, multi_lookup, multi_store, plugin, secs_f64, serializer,
+        set, stampede, store, ttl, Flight, KeyArg, KeyBuf, KeyCollection, MemoCell, MemoMap, ResultParts, Setup,
+    };
     pub use crate::{Cache, Cacheable, Error, Result, Ttl};
+    pub use core::time::Duration;
     pub use tracing;
 }
