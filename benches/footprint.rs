@@ -25,7 +25,9 @@ fn measure(which: &str) -> usize {
         "cache_runtime" => {
             let cache = cache_runtime::Cache::memory();
             for (i, k) in keys.iter().enumerate() {
-                cache.set(k, &(i as u64), cache_runtime::Ttl::Default).unwrap();
+                cache
+                    .set(k, &(i as u64), cache_runtime::Ttl::Default)
+                    .unwrap();
             }
             let after = rss_bytes();
             black_box(&cache);
@@ -34,7 +36,9 @@ fn measure(which: &str) -> usize {
         "cache_runtime_ttl" => {
             let cache = cache_runtime::Cache::memory();
             for (i, k) in keys.iter().enumerate() {
-                cache.set(k, &(i as u64), cache_runtime::Ttl::secs(3600)).unwrap();
+                cache
+                    .set(k, &(i as u64), cache_runtime::Ttl::secs(3600))
+                    .unwrap();
             }
             let after = rss_bytes();
             black_box(&cache);
@@ -80,11 +84,26 @@ fn main() {
     let exe = std::env::current_exe().expect("own path");
     println!("bytes per entry, {ENTRIES} entries (\"user:{{i}}\" -> u64), RSS growth:");
     let mut base = None;
-    for which in ["hashmap", "cache_runtime", "cache_runtime_ttl", "quick_cache", "moka"] {
-        let out = std::process::Command::new(&exe).arg(which).output().expect("child run");
-        let bytes: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    for which in [
+        "hashmap",
+        "cache_runtime",
+        "cache_runtime_ttl",
+        "quick_cache",
+        "moka",
+    ] {
+        let out = std::process::Command::new(&exe)
+            .arg(which)
+            .output()
+            .expect("child run");
+        let bytes: usize = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
         let per = bytes as f64 / ENTRIES as f64;
         let base = *base.get_or_insert(per);
-        println!("{which:>18}: {per:7.1} B/entry ({:.2}x hashmap)", per / base);
+        println!(
+            "{which:>18}: {per:7.1} B/entry ({:.2}x hashmap)",
+            per / base
+        );
     }
 }

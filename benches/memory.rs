@@ -138,7 +138,8 @@ fn set(c: &mut Criterion) {
     group.bench_function("cache_runtime", |b| {
         b.iter(|| {
             i = i.wrapping_add(7);
-            ours.set(&keys[i & (KEYS - 1)], &(i as u64), Ttl::Default).unwrap()
+            ours.set(&keys[i & (KEYS - 1)], &(i as u64), Ttl::Default)
+                .unwrap()
         })
     });
     let map = Mutex::new(HashMap::<String, u64>::new());

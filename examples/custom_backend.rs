@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_runtime::{caches, Backend, BackendSpec, CallOptions, Config, Error, RawReply, Ttl, Value};
+use cache_runtime::{
+    caches, Backend, BackendSpec, CallOptions, Config, Error, RawReply, Ttl, Value,
+};
 use parking_lot::Mutex;
 
 /// An ordered in-process store that also records an audit trail of writes.
@@ -29,12 +31,24 @@ impl Backend for AuditedStore {
     fn get(&self, key: &str, _: &CallOptions) -> Result<Option<Value>, Error> {
         Ok(self.entries.lock().get(key).cloned())
     }
-    fn set(&self, key: &str, value: Value, _: Option<Duration>, _: &CallOptions) -> Result<(), Error> {
+    fn set(
+        &self,
+        key: &str,
+        value: Value,
+        _: Option<Duration>,
+        _: &CallOptions,
+    ) -> Result<(), Error> {
         self.audit.lock().push(format!("set {key}"));
         self.entries.lock().insert(key.to_string(), value);
         Ok(())
     }
-    fn add(&self, key: &str, value: Value, _: Option<Duration>, _: &CallOptions) -> Result<bool, Error> {
+    fn add(
+        &self,
+        key: &str,
+        value: Value,
+        _: Option<Duration>,
+        _: &CallOptions,
+    ) -> Result<bool, Error> {
         let mut entries = self.entries.lock();
         if entries.contains_key(key) {
             return Ok(false);
@@ -59,9 +73,17 @@ impl Backend for AuditedStore {
     fn raw(&self, command: &str, _: &[Vec<u8>], _: &CallOptions) -> Result<RawReply, Error> {
         match command {
             "audit" => Ok(RawReply::Array(
-                self.audit.lock().iter().map(|a| RawReply::Status(a.clone())).collect(),
+                self.audit
+                    .lock()
+                    .iter()
+                    .map(|a| RawReply::Status(a.clone()))
+                    .collect(),
             )),
-            _ => Err(Error::unsupported("raw", self.name(), "only `audit` is understood")),
+            _ => Err(Error::unsupported(
+                "raw",
+                self.name(),
+                "only `audit` is understood",
+            )),
         }
     }
 }

@@ -44,6 +44,9 @@ fn main() -> cache_runtime::Result<()> {
     for (name, value) in timing.stats() {
         println!("{name:>16}: {value:.9}");
     }
-    println!("misses seen by the custom plugin: {}", misses.misses.load(Ordering::Relaxed));
+    println!(
+        "misses seen by the custom plugin: {}",
+        misses.misses.load(Ordering::Relaxed)
+    );
     Ok(())
 }

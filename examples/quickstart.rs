@@ -55,7 +55,9 @@ fn main() -> cache_runtime::Result<()> {
     println!("visits counted: {visits}");
     println!("keys: {:?}", cache.keys("user:*")?);
 
-    let stats = cache.plugin::<HitMissRatioPlugin>().expect("configured above");
+    let stats = cache
+        .plugin::<HitMissRatioPlugin>()
+        .expect("configured above");
     println!(
         "hits: {} of {} reads (hit ratio {:.2})",
         stats.hits(),

@@ -3,8 +3,8 @@
 //! Run: `cargo run --example serializers`.
 
 use cache_runtime::{
-    BinarySerializer, Cache, Compressed, Error, JsonSerializer, MsgPackSerializer, NullSerializer, Serializer, Sink,
-    StringSerializer, Ttl,
+    BinarySerializer, Cache, Compressed, Error, JsonSerializer, MsgPackSerializer, NullSerializer,
+    Serializer, Sink, StringSerializer, Ttl,
 };
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +21,10 @@ impl Serializer for VersionedJson {
     fn name(&self) -> &str {
         "versioned_json"
     }
-    fn serialize(&self, value: &dyn cache_runtime::erased_serde::Serialize) -> Result<Vec<u8>, Error> {
+    fn serialize(
+        &self,
+        value: &dyn cache_runtime::erased_serde::Serialize,
+    ) -> Result<Vec<u8>, Error> {
         let mut out = b"v1:".to_vec();
         serde_json::to_writer(&mut out, value).map_err(|e| Error::serialize(self.name(), e))?;
         Ok(out)
@@ -41,7 +44,9 @@ fn show(cache: &Cache, report: &Report) -> cache_runtime::Result<()> {
     let stored = match cache.get_stored("report")? {
         Some(v) => v
             .as_bytes()
-            .map_or("(the typed object itself)".to_string(), |b| format!("{} bytes", b.len())),
+            .map_or("(the typed object itself)".to_string(), |b| {
+                format!("{} bytes", b.len())
+            }),
         None => "nothing".into(),
     };
     println!("{:>16}: {stored}", cache.serializer().name());
@@ -51,7 +56,9 @@ fn show(cache: &Cache, report: &Report) -> cache_runtime::Result<()> {
 fn main() -> cache_runtime::Result<()> {
     let report = Report {
         title: "daily".into(),
-        rows: (0..50).map(|i| (format!("metric-{}", i % 5), i as f64 * 0.5)).collect(),
+        rows: (0..50)
+            .map(|i| (format!("metric-{}", i % 5), i as f64 * 0.5))
+            .collect(),
     };
     let serializers: Vec<std::sync::Arc<dyn Serializer>> = vec![
         std::sync::Arc::new(NullSerializer),
@@ -62,22 +69,39 @@ fn main() -> cache_runtime::Result<()> {
         std::sync::Arc::new(VersionedJson),
     ];
     for serializer in serializers {
-        show(&Cache::builder().serializer_shared(serializer).build()?, &report)?;
+        show(
+            &Cache::builder().serializer_shared(serializer).build()?,
+            &report,
+        )?;
     }
 
     // The compression example: stored bytes are shorter, the value reads back whole.
     let plain = Cache::builder().serializer(JsonSerializer).build()?;
-    let packed = Cache::builder().serializer(Compressed::lz4(JsonSerializer)).build()?;
+    let packed = Cache::builder()
+        .serializer(Compressed::lz4(JsonSerializer))
+        .build()?;
     let text = "the quick brown fox jumps over the lazy dog. ".repeat(200);
     plain.set("text", &text, Ttl::Default)?;
     packed.set("text", &text, Ttl::Default)?;
-    let len = |c: &Cache| c.get_stored("text").ok().flatten().and_then(|v| v.as_bytes().map(<[u8]>::len));
-    println!("compression: {:?} bytes plain, {:?} bytes lz4", len(&plain), len(&packed));
+    let len = |c: &Cache| {
+        c.get_stored("text")
+            .ok()
+            .flatten()
+            .and_then(|v| v.as_bytes().map(<[u8]>::len))
+    };
+    println!(
+        "compression: {:?} bytes plain, {:?} bytes lz4",
+        len(&plain),
+        len(&packed)
+    );
     assert_eq!(packed.get::<String>("text")?, Some(text));
 
     // Scalars as plain text, readable by anything.
     let strings = Cache::builder().serializer(StringSerializer).build()?;
     strings.set("answer", &42u32, Ttl::Default)?;
-    println!("string serializer stored: {:?}", strings.get_stored("answer")?);
+    println!(
+        "string serializer stored: {:?}",
+        strings.get_stored("answer")?
+    );
     Ok(())
 }

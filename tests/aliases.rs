@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_runtime::{
-    caches, AliasConfig, Backend, BackendSpec, Cache, CallOptions, Config, ConfigValue, Error, HitMissRatioPlugin,
-    ManualClock, PluginConfig, SerializerConfig, TimingPlugin, Ttl, Value,
+    caches, AliasConfig, Backend, BackendSpec, Cache, CallOptions, Config, ConfigValue, Error,
+    HitMissRatioPlugin, ManualClock, PluginConfig, SerializerConfig, TimingPlugin, Ttl, Value,
 };
 use parking_lot::Mutex;
 
@@ -26,13 +26,28 @@ fn get_returns_the_same_instance_and_create_a_new_one() {
     let first = caches::get("shared_a").unwrap();
     first.set("k", &1u8, Ttl::Default).unwrap();
     let second = caches::get("shared_a").unwrap();
-    assert_eq!(second.get::<u8>("k").unwrap(), Some(1), "same backend behind both handles");
+    assert_eq!(
+        second.get::<u8>("k").unwrap(),
+        Some(1),
+        "same backend behind both handles"
+    );
 
-    let created = caches::create("shared_a", |c| c.namespace("other").ttl(Duration::from_secs(9))).unwrap();
+    let created = caches::create("shared_a", |c| {
+        c.namespace("other").ttl(Duration::from_secs(9))
+    })
+    .unwrap();
     assert_eq!(created.namespace(), Some("other"));
     assert_eq!(created.default_ttl(), Some(Duration::from_secs(9)));
-    assert_eq!(created.get::<u8>("k").unwrap(), None, "a new instance with a new memory store");
-    assert_eq!(caches::get("shared_a").unwrap().namespace(), Some("sa"), "shared instance untouched");
+    assert_eq!(
+        created.get::<u8>("k").unwrap(),
+        None,
+        "a new instance with a new memory store"
+    );
+    assert_eq!(
+        caches::get("shared_a").unwrap().namespace(),
+        Some("sa"),
+        "shared instance untouched"
+    );
     assert!(caches::create("missing_alias", |c| c).is_err());
 }
 
@@ -42,9 +57,14 @@ fn set_config_replaces_the_table_and_requires_default() {
     let before = caches::get("default").unwrap();
     before.set("k", &1u8, Ttl::Default).unwrap();
 
-    let message = config_error(caches::set_config(Config::new().alias("x", AliasConfig::memory())));
+    let message = config_error(caches::set_config(
+        Config::new().alias("x", AliasConfig::memory()),
+    ));
     assert!(message.contains("`default` alias is required"), "{message}");
-    assert!(caches::get("default").unwrap().exists("k").unwrap(), "a rejected config changes nothing");
+    assert!(
+        caches::get("default").unwrap().exists("k").unwrap(),
+        "a rejected config changes nothing"
+    );
 
     caches::set_config(
         Config::new()
@@ -54,7 +74,10 @@ fn set_config_replaces_the_table_and_requires_default() {
     .unwrap();
     let after = caches::get("default").unwrap();
     assert_eq!(after.namespace(), Some("fresh"));
-    assert!(!after.exists("k").unwrap(), "a new table builds new instances");
+    assert!(
+        !after.exists("k").unwrap(),
+        "a new table builds new instances"
+    );
     assert_eq!(caches::get("second").unwrap().backend().name(), "null");
     assert!(caches::get("shared_a_never_added").is_err());
     assert!(before.exists("k").unwrap(), "old handles stay valid");
@@ -72,7 +95,13 @@ fn add_keeps_other_instances() {
     assert!(caches::get("keep_a").unwrap().exists("k").unwrap());
     caches::add("keep_a", AliasConfig::memory().namespace("v2")).unwrap();
     assert_eq!(caches::get("keep_a").unwrap().namespace(), Some("v2"));
-    assert_eq!(caches::get_alias_config("keep_a").unwrap().namespace.as_deref(), Some("v2"));
+    assert_eq!(
+        caches::get_alias_config("keep_a")
+            .unwrap()
+            .namespace
+            .as_deref(),
+        Some("v2")
+    );
 }
 
 #[test]
@@ -99,7 +128,13 @@ fn config_from_json_in_aiocache_shape() {
     assert_eq!(redis.namespace.as_deref(), Some("main"));
     assert_eq!(redis.timeout, Some(Duration::from_secs(1)));
     assert_eq!(redis.serializer, Some(SerializerConfig::new("binary")));
-    assert_eq!(redis.plugins, vec![PluginConfig::new("hit_miss_ratio"), PluginConfig::new("timing")]);
+    assert_eq!(
+        redis.plugins,
+        vec![
+            PluginConfig::new("hit_miss_ratio"),
+            PluginConfig::new("timing")
+        ]
+    );
     assert_eq!(redis.options["endpoint"], ConfigValue::from("127.0.0.1"));
     assert_eq!(redis.options["port"], ConfigValue::Int(6379));
 
@@ -149,20 +184,59 @@ fn config_from_toml() {
 #[test]
 fn bad_configs_name_the_alias_and_the_field() {
     let cases: &[(&str, &[&str])] = &[
-        (r#"{"default": {"cache": "memory", "colour": "red"}}"#, &["alias `default`", "`colour`"]),
-        (r#"{"default": {"cache": "memory"}, "a": {"cache": "nope"}}"#, &["alias `a`", "`cache`", "`nope`"]),
-        (r#"{"default": {"cache": "memory"}, "a": {"cache": "memory", "serializer": {"class": "yaml"}}}"#, &["alias `a`", "serializer", "`yaml`"]),
-        (r#"{"default": {"cache": "memory"}, "a": {"cache": "memory", "serializer": {"class": "json", "level": 3}}}"#, &["alias `a`", "serializer", "level"]),
-        (r#"{"default": {"cache": "memory"}, "a": {"cache": "memory", "serializer": {"class": "json", "compression": "zip"}}}"#, &["alias `a`", "compression", "`zip`"]),
-        (r#"{"default": {"cache": "memory"}, "a": {"cache": "memory", "plugins": [{"class": "timing"}, {"class": "bogus"}]}}"#, &["alias `a`", "plugins[1]", "`bogus`"]),
-        (r#"{"default": {"cache": "memory", "ttl": "soon"}}"#, &["alias `default`", "`ttl`"]),
-        (r#"{"default": {"cache": "memory", "ttl": 0}}"#, &["alias `default`", "`ttl`", "positive"]),
-        (r#"{"default": {"cache": "memory", "timeout": -1}}"#, &["alias `default`", "`timeout`"]),
-        (r#"{"default": {"cache": "memory", "max_entries": "many"}}"#, &["alias `default`", "`max_entries`"]),
-        (r#"{"default": {"cache": "memory", "max_entries": 0}}"#, &["alias `default`", "`max_entries`"]),
-        (r#"{"default": {"namespace": "x"}}"#, &["alias `default`", "`cache`"]),
+        (
+            r#"{"default": {"cache": "memory", "colour": "red"}}"#,
+            &["alias `default`", "`colour`"],
+        ),
+        (
+            r#"{"default": {"cache": "memory"}, "a": {"cache": "nope"}}"#,
+            &["alias `a`", "`cache`", "`nope`"],
+        ),
+        (
+            r#"{"default": {"cache": "memory"}, "a": {"cache": "memory", "serializer": {"class": "yaml"}}}"#,
+            &["alias `a`", "serializer", "`yaml`"],
+        ),
+        (
+            r#"{"default": {"cache": "memory"}, "a": {"cache": "memory", "serializer": {"class": "json", "level": 3}}}"#,
+            &["alias `a`", "serializer", "level"],
+        ),
+        (
+            r#"{"default": {"cache": "memory"}, "a": {"cache": "memory", "serializer": {"class": "json", "compression": "zip"}}}"#,
+            &["alias `a`", "compression", "`zip`"],
+        ),
+        (
+            r#"{"default": {"cache": "memory"}, "a": {"cache": "memory", "plugins": [{"class": "timing"}, {"class": "bogus"}]}}"#,
+            &["alias `a`", "plugins[1]", "`bogus`"],
+        ),
+        (
+            r#"{"default": {"cache": "memory", "ttl": "soon"}}"#,
+            &["alias `default`", "`ttl`"],
+        ),
+        (
+            r#"{"default": {"cache": "memory", "ttl": 0}}"#,
+            &["alias `default`", "`ttl`", "positive"],
+        ),
+        (
+            r#"{"default": {"cache": "memory", "timeout": -1}}"#,
+            &["alias `default`", "`timeout`"],
+        ),
+        (
+            r#"{"default": {"cache": "memory", "max_entries": "many"}}"#,
+            &["alias `default`", "`max_entries`"],
+        ),
+        (
+            r#"{"default": {"cache": "memory", "max_entries": 0}}"#,
+            &["alias `default`", "`max_entries`"],
+        ),
+        (
+            r#"{"default": {"namespace": "x"}}"#,
+            &["alias `default`", "`cache`"],
+        ),
         (r#"{"default": 3}"#, &["alias `default`", "map"]),
-        (r#"{"default": {"cache": "memory", "namespace": 5}}"#, &["alias `default`", "`namespace`"]),
+        (
+            r#"{"default": {"cache": "memory", "namespace": 5}}"#,
+            &["alias `default`", "`namespace`"],
+        ),
     ];
     for (json, needles) in cases {
         let message = match Config::from_json(json) {
@@ -171,18 +245,33 @@ fn bad_configs_name_the_alias_and_the_field() {
             Err(other) => panic!("{json}: {other:?}"),
         };
         for needle in *needles {
-            assert!(message.contains(needle), "{json}\n  -> {message}\n  missing {needle}");
+            assert!(
+                message.contains(needle),
+                "{json}\n  -> {message}\n  missing {needle}"
+            );
         }
     }
 }
 
 #[test]
 fn code_built_configs_are_validated_too() {
-    let message = config_error(caches::add("bad_code", AliasConfig::memory().option("max_entriez", 3usize)));
-    assert!(message.contains("alias `bad_code`") && message.contains("`max_entriez`"), "{message}");
-    let message = config_error(caches::add("bad_ser", AliasConfig::memory().serializer(SerializerConfig::new("pickle"))));
+    let message = config_error(caches::add(
+        "bad_code",
+        AliasConfig::memory().option("max_entriez", 3usize),
+    ));
+    assert!(
+        message.contains("alias `bad_code`") && message.contains("`max_entriez`"),
+        "{message}"
+    );
+    let message = config_error(caches::add(
+        "bad_ser",
+        AliasConfig::memory().serializer(SerializerConfig::new("pickle")),
+    ));
     assert!(message.contains("`pickle`"), "{message}");
-    let message = config_error(caches::add("bad_null", AliasConfig::new("null").option("x", 1i64)));
+    let message = config_error(caches::add(
+        "bad_null",
+        AliasConfig::new("null").option("x", 1i64),
+    ));
     assert!(message.contains("takes no options"), "{message}");
 }
 
@@ -194,7 +283,10 @@ fn object_serializer_on_a_byte_backend_is_a_config_error() {
             .serializer(SerializerConfig::new("null"))
             .build_cache("objs"),
     );
-    assert!(message.contains("alias `objs`") && message.contains("byte serializer"), "{message}");
+    assert!(
+        message.contains("alias `objs`") && message.contains("byte serializer"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -210,20 +302,36 @@ fn cache_from_url() {
     let json = Cache::from_url("memory://?serializer=json").unwrap();
     assert_eq!(json.serializer().name(), "json");
 
-    for bad in ["nope://x", "no-scheme", "memory://?ttl=0", "memory://?bogus=1", "redis://h:1/notanumber"] {
-        assert!(matches!(Cache::from_url(bad), Err(Error::Config(_))), "{bad}");
+    for bad in [
+        "nope://x",
+        "no-scheme",
+        "memory://?ttl=0",
+        "memory://?bogus=1",
+        "redis://h:1/notanumber",
+    ] {
+        assert!(
+            matches!(Cache::from_url(bad), Err(Error::Config(_))),
+            "{bad}"
+        );
     }
-    let redis = AliasConfig::from_url("redis://user:s3cret@127.0.0.1:7000/3?namespace=n&timeout=0.25").unwrap();
+    let redis =
+        AliasConfig::from_url("redis://user:s3cret@127.0.0.1:7000/3?namespace=n&timeout=0.25")
+            .unwrap();
     assert_eq!(redis.options["username"], ConfigValue::from("user"));
     assert_eq!(redis.options["password"], ConfigValue::from("s3cret"));
     assert_eq!(redis.options["db"], ConfigValue::Int(3));
     assert_eq!(redis.timeout, Some(Duration::from_millis(250)));
     assert!(!format!("{redis:?}").contains("s3cret"));
-    let err = Cache::from_url("bogus://user:s3cret@host").unwrap_err().to_string();
+    let err = Cache::from_url("bogus://user:s3cret@host")
+        .unwrap_err()
+        .to_string();
     assert!(!err.contains("s3cret"), "{err}");
 
     let multi = AliasConfig::from_url("memcached://127.0.0.1:1,127.0.0.1:2").unwrap();
-    assert_eq!(multi.options["servers"], ConfigValue::from(vec!["127.0.0.1:1", "127.0.0.1:2"]));
+    assert_eq!(
+        multi.options["servers"],
+        ConfigValue::from(vec!["127.0.0.1:1", "127.0.0.1:2"])
+    );
     let disk = AliasConfig::from_url("disk:///var/cache/app").unwrap();
     assert_eq!(disk.options["path"], ConfigValue::from("/var/cache/app"));
 }
@@ -246,10 +354,22 @@ impl Backend for CountingBackend {
         self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.get(key, opts)
     }
-    fn set(&self, key: &str, value: Value, ttl: Option<Duration>, opts: &CallOptions) -> Result<(), Error> {
+    fn set(
+        &self,
+        key: &str,
+        value: Value,
+        ttl: Option<Duration>,
+        opts: &CallOptions,
+    ) -> Result<(), Error> {
         self.inner.set(key, value, ttl, opts)
     }
-    fn add(&self, key: &str, value: Value, ttl: Option<Duration>, opts: &CallOptions) -> Result<bool, Error> {
+    fn add(
+        &self,
+        key: &str,
+        value: Value,
+        ttl: Option<Duration>,
+        opts: &CallOptions,
+    ) -> Result<bool, Error> {
         self.inner.add(key, value, ttl, opts)
     }
     fn delete(&self, key: &str, opts: &CallOptions) -> Result<u64, Error> {
@@ -301,8 +421,14 @@ fn user_defined_backend_registered_by_name_and_used_through_an_alias() {
     // Commands the backend did not implement say so.
     assert!(matches!(cache.keys("*"), Err(Error::Unsupported { .. })));
     // Unknown options of a user backend are caught too.
-    let message = config_error(caches::add("counted2", AliasConfig::new("counting").option("lable", "x")));
-    assert!(message.contains("`lable`") && message.contains("label"), "{message}");
+    let message = config_error(caches::add(
+        "counted2",
+        AliasConfig::new("counting").option("lable", "x"),
+    ));
+    assert!(
+        message.contains("`lable`") && message.contains("label"),
+        "{message}"
+    );
 }
 
 /// A byte-only backend that fails every command: for the config error above.
@@ -315,17 +441,32 @@ fn register_flaky() {
         fn get(&self, _: &str, _: &CallOptions) -> Result<Option<Value>, Error> {
             Err(Error::backend("flaky_bytes", "down"))
         }
-        fn set(&self, _: &str, _: Value, _: Option<Duration>, _: &CallOptions) -> Result<(), Error> {
+        fn set(
+            &self,
+            _: &str,
+            _: Value,
+            _: Option<Duration>,
+            _: &CallOptions,
+        ) -> Result<(), Error> {
             Err(Error::backend("flaky_bytes", "down"))
         }
-        fn add(&self, _: &str, _: Value, _: Option<Duration>, _: &CallOptions) -> Result<bool, Error> {
+        fn add(
+            &self,
+            _: &str,
+            _: Value,
+            _: Option<Duration>,
+            _: &CallOptions,
+        ) -> Result<bool, Error> {
             Err(Error::backend("flaky_bytes", "down"))
         }
         fn delete(&self, _: &str, _: &CallOptions) -> Result<u64, Error> {
             Err(Error::backend("flaky_bytes", "down"))
         }
     }
-    caches::register_backend("flaky_bytes", BackendSpec::new(&[], |_| Ok(Arc::new(Flaky))));
+    caches::register_backend(
+        "flaky_bytes",
+        BackendSpec::new(&[], |_| Ok(Arc::new(Flaky))),
+    );
 }
 
 #[test]
@@ -343,9 +484,15 @@ fn alias_cell_follows_config_changes() {
     static CELL: caches::AliasCell = caches::AliasCell::new("cell_alias");
     assert!(CELL.with(|c| c.is_err()), "not configured yet");
     caches::add("cell_alias", AliasConfig::memory().namespace("one")).unwrap();
-    assert_eq!(CELL.with(|c| c.unwrap().namespace().map(String::from)), Some("one".into()));
+    assert_eq!(
+        CELL.with(|c| c.unwrap().namespace().map(String::from)),
+        Some("one".into())
+    );
     caches::add("cell_alias", AliasConfig::memory().namespace("two")).unwrap();
-    assert_eq!(CELL.with(|c| c.unwrap().namespace().map(String::from)), Some("two".into()));
+    assert_eq!(
+        CELL.with(|c| c.unwrap().namespace().map(String::from)),
+        Some("two".into())
+    );
 }
 
 #[test]

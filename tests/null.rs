@@ -13,8 +13,13 @@ fn every_command_on_null() {
     assert_eq!(cache.get::<u8>("k").unwrap(), None);
     cache.add("k", &1u8, Ttl::Default).unwrap();
     cache.add("k", &1u8, Ttl::Default).unwrap(); // nothing is ever present
-    cache.multi_set(&[("a", 1u8), ("b", 2u8)], Ttl::secs(5)).unwrap();
-    assert_eq!(cache.multi_get::<u8, _>(&["a", "b"]).unwrap(), vec![None, None]);
+    cache
+        .multi_set(&[("a", 1u8), ("b", 2u8)], Ttl::secs(5))
+        .unwrap();
+    assert_eq!(
+        cache.multi_get::<u8, _>(&["a", "b"]).unwrap(),
+        vec![None, None]
+    );
     assert!(!cache.exists("a").unwrap());
     assert_eq!(cache.increment("n", 3).unwrap(), 3);
     assert_eq!(cache.increment("n", 3).unwrap(), 3);
@@ -24,7 +29,10 @@ fn every_command_on_null() {
     assert!(cache.keys("*").unwrap().is_empty());
     assert_eq!(cache.raw::<&str>("anything", &[]).unwrap(), RawReply::Nil);
     cache.close().unwrap();
-    assert!(cache.set("k", &1u8, Ttl::secs(0)).is_err(), "bad input is still rejected");
+    assert!(
+        cache.set("k", &1u8, Ttl::secs(0)).is_err(),
+        "bad input is still rejected"
+    );
 }
 
 #[test]
@@ -53,7 +61,11 @@ fn cache_disable_env_turns_caches_into_pass_through() {
     }
     for (value, disabled) in [("1", true), ("true", true), ("0", false)] {
         let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "cache_disable_env_turns_caches_into_pass_through", "--test-threads=1"])
+            .args([
+                "--exact",
+                "cache_disable_env_turns_caches_into_pass_through",
+                "--test-threads=1",
+            ])
             .env("CACHE_NULL_TEST_CHILD", "1")
             .env("CACHE_DISABLE", value)
             .stdout(std::process::Stdio::null())

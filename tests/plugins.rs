@@ -10,14 +10,20 @@ use cache_runtime::{
 #[test]
 fn hit_miss_ratio_counts_each_key() {
     let ratio = Arc::new(HitMissRatioPlugin::new());
-    let cache = Cache::builder().plugin_shared(ratio.clone()).build().unwrap();
+    let cache = Cache::builder()
+        .plugin_shared(ratio.clone())
+        .build()
+        .unwrap();
     cache.set("a", &1, Ttl::Default).unwrap();
     cache.set("b", &2, Ttl::Default).unwrap();
     assert_eq!(cache.get::<i32>("a").unwrap(), Some(1));
     assert_eq!(cache.get::<i32>("zz").unwrap(), None);
     cache.multi_get::<i32, _>(&["a", "b", "c", "d"]).unwrap();
     let stats = ratio.stats();
-    assert_eq!(stats.keys().copied().collect::<Vec<_>>(), vec!["hit_ratio", "hits", "total"]);
+    assert_eq!(
+        stats.keys().copied().collect::<Vec<_>>(),
+        vec!["hit_ratio", "hits", "total"]
+    );
     assert_eq!(stats["hits"], 3.0);
     assert_eq!(stats["total"], 6.0);
     assert_eq!(stats["hit_ratio"], 0.5);
@@ -32,7 +38,10 @@ fn hit_miss_ratio_counts_each_key() {
 #[test]
 fn timing_has_min_max_avg_total_per_command() {
     let timing = Arc::new(TimingPlugin::new());
-    let cache = Cache::builder().plugin_shared(timing.clone()).build().unwrap();
+    let cache = Cache::builder()
+        .plugin_shared(timing.clone())
+        .build()
+        .unwrap();
     for i in 0..5 {
         cache.set(&format!("k{i}"), &i, Ttl::Default).unwrap();
     }
@@ -43,7 +52,10 @@ fn timing_has_min_max_avg_total_per_command() {
     let stats = timing.stats();
     for cmd in ["set", "get", "increment"] {
         for suffix in ["min", "max", "avg", "total"] {
-            assert!(stats.contains_key(&format!("{cmd}_{suffix}")), "{cmd}_{suffix} in {stats:?}");
+            assert!(
+                stats.contains_key(&format!("{cmd}_{suffix}")),
+                "{cmd}_{suffix} in {stats:?}"
+            );
         }
         assert!(stats[&format!("{cmd}_min")] <= stats[&format!("{cmd}_avg")]);
         assert!(stats[&format!("{cmd}_avg")] <= stats[&format!("{cmd}_max")]);
@@ -64,10 +76,12 @@ struct Recorder {
 
 impl Plugin for Recorder {
     fn pre(&self, call: &Call<'_>) {
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("pre {} {:?} {:?}", call.command.name(), call.keys, call.namespace));
+        self.log.lock().unwrap().push(format!(
+            "pre {} {:?} {:?}",
+            call.command.name(),
+            call.keys,
+            call.namespace
+        ));
     }
     fn post(&self, call: &Call<'_>, done: &Done<'_>) {
         let outcome = match &done.outcome {
@@ -75,11 +89,17 @@ impl Plugin for Recorder {
             Outcome::MultiGet { hits } => format!("hits={hits:?}"),
             Outcome::Increment(n) => format!("n={n}"),
             Outcome::Deleted(n) => format!("deleted={n}"),
-            Outcome::Failed(e) => format!("failed={}", matches!(e, cache_runtime::Error::KeyExists { .. })),
+            Outcome::Failed(e) => format!(
+                "failed={}",
+                matches!(e, cache_runtime::Error::KeyExists { .. })
+            ),
             Outcome::Done => "done".into(),
             other => format!("{other:?}"),
         };
-        self.log.lock().unwrap().push(format!("post {} {outcome}", call.command.name()));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("post {} {outcome}", call.command.name()));
     }
 }
 
@@ -163,6 +183,10 @@ fn plugin_lookup_by_type() {
         .unwrap();
     let _ = cache.get::<u8>("x");
     assert_eq!(cache.plugin::<HitMissRatioPlugin>().unwrap().total(), 1);
-    assert!(cache.plugin::<TimingPlugin>().unwrap().timing(Command::Get).is_some());
+    assert!(cache
+        .plugin::<TimingPlugin>()
+        .unwrap()
+        .timing(Command::Get)
+        .is_some());
     assert!(cache.plugin::<Recorder>().is_none());
 }

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use cache_runtime::{
-    BinarySerializer, Cache, Compressed, Error, JsonSerializer, MemoryBackend, MsgPackSerializer, NullSerializer,
-    Serializer, Sink, StringSerializer, Ttl, Value,
+    BinarySerializer, Cache, Compressed, Error, JsonSerializer, MemoryBackend, MsgPackSerializer,
+    NullSerializer, Serializer, Sink, StringSerializer, Ttl, Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -69,44 +69,80 @@ fn structured_values_roundtrip_with_every_serializer() {
         let name = serializer.name().to_string();
         let cache = cache_with(serializer, Arc::new(MemoryBackend::new()));
         cache.set("p", &profile(), Ttl::Default).unwrap();
-        assert_eq!(cache.get::<Profile>("p").unwrap(), Some(profile()), "{name}");
+        assert_eq!(
+            cache.get::<Profile>("p").unwrap(),
+            Some(profile()),
+            "{name}"
+        );
         let map = HashMap::from([(1u32, vec![Some(1.25f32), None])]);
         cache.set("m", &map, Ttl::Default).unwrap();
-        assert_eq!(cache.get::<HashMap<u32, Vec<Option<f32>>>>("m").unwrap(), Some(map), "{name}");
+        assert_eq!(
+            cache.get::<HashMap<u32, Vec<Option<f32>>>>("m").unwrap(),
+            Some(map),
+            "{name}"
+        );
         cache.set("unit", &(), Ttl::Default).unwrap();
         assert_eq!(cache.get::<()>("unit").unwrap(), Some(()), "{name}");
         cache.set("none", &None::<String>, Ttl::Default).unwrap();
-        assert_eq!(cache.get::<Option<String>>("none").unwrap(), Some(None), "{name}");
+        assert_eq!(
+            cache.get::<Option<String>>("none").unwrap(),
+            Some(None),
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn string_serializer_stores_plain_text_scalars() {
-    let cache = Cache::builder().serializer(StringSerializer).build().unwrap();
-    cache.set("s", &"hello world".to_string(), Ttl::Default).unwrap();
+    let cache = Cache::builder()
+        .serializer(StringSerializer)
+        .build()
+        .unwrap();
+    cache
+        .set("s", &"hello world".to_string(), Ttl::Default)
+        .unwrap();
     cache.set("n", &-42i64, Ttl::Default).unwrap();
     cache.set("f", &2.5f64, Ttl::Default).unwrap();
     cache.set("b", &true, Ttl::Default).unwrap();
-    let raw = |k: &str| cache.get_stored(k).unwrap().unwrap().as_bytes().unwrap().to_vec();
+    let raw = |k: &str| {
+        cache
+            .get_stored(k)
+            .unwrap()
+            .unwrap()
+            .as_bytes()
+            .unwrap()
+            .to_vec()
+    };
     assert_eq!(raw("s"), b"hello world");
     assert_eq!(raw("n"), b"-42");
     assert_eq!(raw("f"), b"2.5");
-    assert_eq!(cache.get::<String>("s").unwrap().as_deref(), Some("hello world"));
+    assert_eq!(
+        cache.get::<String>("s").unwrap().as_deref(),
+        Some("hello world")
+    );
     assert_eq!(cache.get::<i64>("n").unwrap(), Some(-42));
     assert_eq!(cache.get::<f64>("f").unwrap(), Some(2.5));
     assert_eq!(cache.get::<bool>("b").unwrap(), Some(true));
-    assert!(matches!(cache.get::<u8>("s"), Err(Error::Deserialize { .. })));
+    assert!(matches!(
+        cache.get::<u8>("s"),
+        Err(Error::Deserialize { .. })
+    ));
     assert!(matches!(
         cache.set("v", &vec![1, 2], Ttl::Default),
         Err(Error::Serialize { .. })
     ));
-    assert!(!cache.exists("v").unwrap(), "a failed encode stores nothing");
+    assert!(
+        !cache.exists("v").unwrap(),
+        "a failed encode stores nothing"
+    );
 }
 
 #[test]
 fn json_bytes_are_plain_json() {
     let cache = Cache::builder().serializer(JsonSerializer).build().unwrap();
-    cache.set("k", &serde_json::json!({"a": [1, "x"]}), Ttl::Default).unwrap();
+    cache
+        .set("k", &serde_json::json!({"a": [1, "x"]}), Ttl::Default)
+        .unwrap();
     assert_eq!(
         cache.get_stored("k").unwrap().unwrap().as_bytes().unwrap(),
         br#"{"a":[1,"x"]}"#
@@ -116,12 +152,29 @@ fn json_bytes_are_plain_json() {
 #[test]
 fn compression_stores_fewer_bytes_and_reads_back_the_original() {
     let plain = Cache::builder().serializer(JsonSerializer).build().unwrap();
-    let packed = Cache::builder().serializer(Compressed::lz4(JsonSerializer)).build().unwrap();
-    let report: Vec<String> = (0..200).map(|i| format!("line {} of a long report", i % 7)).collect();
+    let packed = Cache::builder()
+        .serializer(Compressed::lz4(JsonSerializer))
+        .build()
+        .unwrap();
+    let report: Vec<String> = (0..200)
+        .map(|i| format!("line {} of a long report", i % 7))
+        .collect();
     plain.set("r", &report, Ttl::Default).unwrap();
     packed.set("r", &report, Ttl::Default).unwrap();
-    let plain_len = plain.get_stored("r").unwrap().unwrap().as_bytes().unwrap().len();
-    let packed_len = packed.get_stored("r").unwrap().unwrap().as_bytes().unwrap().len();
+    let plain_len = plain
+        .get_stored("r")
+        .unwrap()
+        .unwrap()
+        .as_bytes()
+        .unwrap()
+        .len();
+    let packed_len = packed
+        .get_stored("r")
+        .unwrap()
+        .unwrap()
+        .as_bytes()
+        .unwrap()
+        .len();
     assert!(packed_len * 4 < plain_len, "{packed_len} vs {plain_len}");
     assert_eq!(packed.get::<Vec<String>>("r").unwrap(), Some(report));
 }
@@ -137,7 +190,13 @@ fn reading_with_another_serializer_fails_and_leaves_bytes_untouched() {
             let w = cache_with(writer.clone(), backend.clone());
             let r = cache_with(reader.clone(), backend.clone());
             w.set("p", &profile(), Ttl::Default).unwrap();
-            let before = w.get_stored("p").unwrap().unwrap().as_bytes().unwrap().to_vec();
+            let before = w
+                .get_stored("p")
+                .unwrap()
+                .unwrap()
+                .as_bytes()
+                .unwrap()
+                .to_vec();
             let read = r.get::<Profile>("p");
             assert!(
                 matches!(read, Err(Error::Deserialize { .. })),
@@ -145,7 +204,10 @@ fn reading_with_another_serializer_fails_and_leaves_bytes_untouched() {
                 reader.name(),
                 writer.name()
             );
-            assert_eq!(w.get_stored("p").unwrap().unwrap().as_bytes().unwrap(), &before[..]);
+            assert_eq!(
+                w.get_stored("p").unwrap().unwrap().as_bytes().unwrap(),
+                &before[..]
+            );
             assert_eq!(w.get::<Profile>("p").unwrap(), Some(profile()));
         }
     }
@@ -166,7 +228,8 @@ fn hostile_bytes_are_errors_not_panics_or_huge_allocations() {
     for serializer in byte_serializers() {
         let cache = cache_with(serializer.clone(), backend.clone());
         for input in &inputs {
-            raw.set_stored("x", Value::Bytes(input.clone()), Ttl::Default).unwrap();
+            raw.set_stored("x", Value::Bytes(input.clone()), Ttl::Default)
+                .unwrap();
             assert!(
                 matches!(cache.get::<Profile>("x"), Err(Error::Deserialize { .. })),
                 "{} on {input:?}",
@@ -183,7 +246,10 @@ impl Serializer for Versioned {
     fn name(&self) -> &str {
         "versioned"
     }
-    fn serialize(&self, value: &dyn cache_runtime::erased_serde::Serialize) -> Result<Vec<u8>, Error> {
+    fn serialize(
+        &self,
+        value: &dyn cache_runtime::erased_serde::Serialize,
+    ) -> Result<Vec<u8>, Error> {
         let mut out = b"v1:".to_vec();
         serde_json::to_writer(&mut out, value).map_err(|e| Error::serialize(self.name(), e))?;
         Ok(out)
@@ -200,10 +266,19 @@ impl Serializer for Versioned {
 fn user_defined_serializer() {
     let cache = Cache::builder().serializer(Versioned).build().unwrap();
     cache.set("p", &profile(), Ttl::Default).unwrap();
-    assert!(cache.get_stored("p").unwrap().unwrap().as_bytes().unwrap().starts_with(b"v1:{"));
+    assert!(cache
+        .get_stored("p")
+        .unwrap()
+        .unwrap()
+        .as_bytes()
+        .unwrap()
+        .starts_with(b"v1:{"));
     assert_eq!(cache.get::<Profile>("p").unwrap(), Some(profile()));
     // Compression wraps user serializers too.
-    let packed = Cache::builder().serializer(Compressed::lz4(Versioned)).build().unwrap();
+    let packed = Cache::builder()
+        .serializer(Compressed::lz4(Versioned))
+        .build()
+        .unwrap();
     packed.set("p", &profile(), Ttl::Default).unwrap();
     assert_eq!(packed.get::<Profile>("p").unwrap(), Some(profile()));
 }
@@ -218,18 +293,41 @@ fn object_serializer_needs_an_object_backend() {
         fn get(&self, _: &str, _: &cache_runtime::CallOptions) -> Result<Option<Value>, Error> {
             Ok(None)
         }
-        fn set(&self, _: &str, _: Value, _: Option<std::time::Duration>, _: &cache_runtime::CallOptions) -> Result<(), Error> {
+        fn set(
+            &self,
+            _: &str,
+            _: Value,
+            _: Option<std::time::Duration>,
+            _: &cache_runtime::CallOptions,
+        ) -> Result<(), Error> {
             Ok(())
         }
-        fn add(&self, _: &str, _: Value, _: Option<std::time::Duration>, _: &cache_runtime::CallOptions) -> Result<bool, Error> {
+        fn add(
+            &self,
+            _: &str,
+            _: Value,
+            _: Option<std::time::Duration>,
+            _: &cache_runtime::CallOptions,
+        ) -> Result<bool, Error> {
             Ok(true)
         }
         fn delete(&self, _: &str, _: &cache_runtime::CallOptions) -> Result<u64, Error> {
             Ok(0)
         }
     }
-    let err = Cache::builder().backend(BytesOnly).serializer(NullSerializer).build().unwrap_err();
-    assert!(matches!(err, Error::Config(ref m) if m.contains("bytes_only")), "{err}");
+    let err = Cache::builder()
+        .backend(BytesOnly)
+        .serializer(NullSerializer)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Config(ref m) if m.contains("bytes_only")),
+        "{err}"
+    );
     let default = Cache::builder().backend(BytesOnly).build().unwrap();
-    assert_eq!(default.serializer().name(), "json", "byte backends default to JSON");
+    assert_eq!(
+        default.serializer().name(),
+        "json",
+        "byte backends default to JSON"
+    );
 }

@@ -372,7 +372,9 @@ impl Cache {
                     .map(|v| v.map(|v| self.decode(v)).transpose())
                     .collect()
             },
-            |found: &Vec<Option<T>>| Observed::MultiGet(found.iter().map(Option::is_some).collect()),
+            |found: &Vec<Option<T>>| {
+                Observed::MultiGet(found.iter().map(Option::is_some).collect())
+            },
         )
     }
 
@@ -422,7 +424,11 @@ impl Cache {
     /// cache.multi_set(&[("a", 1u8), ("b", 2u8)], Ttl::secs(30)).unwrap();
     /// assert_eq!(cache.get::<u8>("b").unwrap(), Some(2));
     /// ```
-    pub fn multi_set<T: Cacheable, K: AsRef<str>>(&self, pairs: &[(K, T)], ttl: impl Into<Ttl>) -> Result<()> {
+    pub fn multi_set<T: Cacheable, K: AsRef<str>>(
+        &self,
+        pairs: &[(K, T)],
+        ttl: impl Into<Ttl>,
+    ) -> Result<()> {
         if pairs.is_empty() {
             return Ok(());
         }
@@ -463,7 +469,9 @@ impl Cache {
                 if self.shared.backend.add(&full, value, ttl, &self.opts())? {
                     Ok(())
                 } else {
-                    Err(Error::KeyExists { key: key.to_string() })
+                    Err(Error::KeyExists {
+                        key: key.to_string(),
+                    })
                 }
             },
             |_| Observed::Done,
@@ -508,7 +516,9 @@ impl Cache {
                     .backend
                     .increment(&full, delta, &self.opts())
                     .map_err(|e| match e {
-                        Error::NotAnInteger { .. } => Error::NotAnInteger { key: key.to_string() },
+                        Error::NotAnInteger { .. } => Error::NotAnInteger {
+                            key: key.to_string(),
+                        },
                         other => other,
                     })
             },
@@ -630,7 +640,12 @@ impl Cache {
     /// cache_runtime::Cache::memory().close().unwrap();
     /// ```
     pub fn close(&self) -> Result<()> {
-        self.observe(Command::Close, &[], || self.shared.backend.close(), |_| Observed::Done)
+        self.observe(
+            Command::Close,
+            &[],
+            || self.shared.backend.close(),
+            |_| Observed::Done,
+        )
     }
 
     /// The call options in force, for lock implementations.
@@ -653,6 +668,36 @@ impl Cache {
 
     pub(crate) fn resolve_ttl(&self, ttl: Ttl) -> Result<Option<Duration>> {
         self.ttl(ttl)
+    }
+
+    /// The same backend, namespace, TTL, timeout and key builder with another serializer and/or plugin list,
+    /// for functions memoized with `serializer = ..` or `plugins = [..]` on top of an alias.
+    pub(crate) fn derive(
+        &self,
+        serializer: Option<Arc<dyn Serializer>>,
+        plugins: Option<Vec<Arc<dyn Plugin>>>,
+    ) -> Result<Cache> {
+        let serializer = serializer.unwrap_or_else(|| self.shared.serializer.clone());
+        let backend = self.shared.backend.clone();
+        if serializer.stores_objects() && !backend.stores_objects() {
+            return Err(Error::config(format!(
+                "the `{}` serializer keeps values as objects, which the `{}` backend cannot hold",
+                serializer.name(),
+                backend.name()
+            )));
+        }
+        let objects = serializer.stores_objects() && backend.stores_objects();
+        Ok(Cache {
+            shared: Arc::new(Shared {
+                backend,
+                serializer,
+                objects,
+                plugins: plugins.map_or_else(|| self.shared.plugins.clone(), Vec::into_boxed_slice),
+                key_builder: self.shared.key_builder.clone(),
+                label: self.shared.label.clone(),
+            }),
+            ..self.clone()
+        })
     }
 }
 
@@ -743,7 +788,10 @@ impl CacheBuilder {
     }
 
     /// Replaces `{namespace}:{key}` with a function of the key and namespace.
-    pub fn key_builder(mut self, build: impl Fn(&str, Option<&str>) -> String + Send + Sync + 'static) -> Self {
+    pub fn key_builder(
+        mut self,
+        build: impl Fn(&str, Option<&str>) -> String + Send + Sync + 'static,
+    ) -> Self {
         self.key_builder = Some(Arc::new(build));
         self
     }

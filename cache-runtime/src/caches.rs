@@ -89,8 +89,14 @@ pub fn set_config(config: Config) -> Result<()> {
 /// ```
 pub fn get(alias: &str) -> Result<Cache> {
     let table = TABLE.load();
-    let cell = table.instances.get(alias).ok_or_else(|| unknown_alias(alias, &table.config))?;
-    let config = table.config.get(alias).ok_or_else(|| unknown_alias(alias, &table.config))?;
+    let cell = table
+        .instances
+        .get(alias)
+        .ok_or_else(|| unknown_alias(alias, &table.config))?;
+    let config = table
+        .config
+        .get(alias)
+        .ok_or_else(|| unknown_alias(alias, &table.config))?;
     cell.get_or_try_init(|| config.build_cache(alias)).cloned()
 }
 
@@ -160,7 +166,10 @@ pub fn generation() -> u64 {
 
 fn unknown_alias(alias: &str, config: &Config) -> Error {
     let names: Vec<&str> = config.names().collect();
-    Error::config(format!("unknown alias `{alias}` (configured: {})", names.join(", ")))
+    Error::config(format!(
+        "unknown alias `{alias}` (configured: {})",
+        names.join(", ")
+    ))
 }
 
 struct Resolved {

@@ -64,7 +64,12 @@ impl ConfigValue {
         let secs = match self {
             ConfigValue::Int(i) => *i as f64,
             ConfigValue::Float(f) => *f,
-            other => return Err(format!("expected seconds as a number, found {}", other.kind())),
+            other => {
+                return Err(format!(
+                    "expected seconds as a number, found {}",
+                    other.kind()
+                ))
+            }
         };
         if !secs.is_finite() || secs <= 0.0 {
             return Err(format!(
@@ -149,7 +154,10 @@ impl<'de> Deserialize<'de> for ConfigValue {
             fn visit_none<E>(self) -> std::result::Result<ConfigValue, E> {
                 Ok(ConfigValue::Null)
             }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<ConfigValue, D::Error> {
+            fn visit_some<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> std::result::Result<ConfigValue, D::Error> {
                 ConfigValue::deserialize(d)
             }
             fn visit_bool<E>(self, v: bool) -> std::result::Result<ConfigValue, E> {
@@ -172,14 +180,20 @@ impl<'de> Deserialize<'de> for ConfigValue {
             fn visit_string<E>(self, v: String) -> std::result::Result<ConfigValue, E> {
                 Ok(ConfigValue::String(v))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<ConfigValue, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<ConfigValue, A::Error> {
                 let mut items = Vec::new();
                 while let Some(item) = seq.next_element()? {
                     items.push(item);
                 }
                 Ok(ConfigValue::List(items))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<ConfigValue, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<ConfigValue, A::Error> {
                 let mut out = BTreeMap::new();
                 while let Some((k, v)) = map.next_entry::<String, ConfigValue>()? {
                     out.insert(k, v);
@@ -258,7 +272,9 @@ impl PluginConfig {
     /// assert_eq!(p.class, "timing");
     /// ```
     pub fn new(class: impl Into<String>) -> Self {
-        PluginConfig { class: class.into() }
+        PluginConfig {
+            class: class.into(),
+        }
     }
 }
 
@@ -395,26 +411,47 @@ impl AliasConfig {
     }
 
     /// Sets a custom key builder.
-    pub fn key_builder(mut self, build: impl Fn(&str, Option<&str>) -> String + Send + Sync + 'static) -> Self {
+    pub fn key_builder(
+        mut self,
+        build: impl Fn(&str, Option<&str>) -> String + Send + Sync + 'static,
+    ) -> Self {
         self.key_builder = Some(Arc::new(build));
         self
     }
 
     /// Parses one alias from its fields, naming `alias` and the field in every error.
-    pub(crate) fn from_fields(alias: &str, mut fields: BTreeMap<String, ConfigValue>) -> Result<Self> {
-        let field_error =
-            |field: &str, msg: String| Error::config(format!("alias `{alias}`: field `{field}`: {msg}"));
+    pub(crate) fn from_fields(
+        alias: &str,
+        mut fields: BTreeMap<String, ConfigValue>,
+    ) -> Result<Self> {
+        let field_error = |field: &str, msg: String| {
+            Error::config(format!("alias `{alias}`: field `{field}`: {msg}"))
+        };
         let cache = match fields.remove("cache") {
             Some(ConfigValue::String(s)) => s,
-            Some(other) => return Err(field_error("cache", format!("expected a backend name, found {}", other.kind()))),
-            None => return Err(Error::config(format!("alias `{alias}`: missing field `cache`"))),
+            Some(other) => {
+                return Err(field_error(
+                    "cache",
+                    format!("expected a backend name, found {}", other.kind()),
+                ))
+            }
+            None => {
+                return Err(Error::config(format!(
+                    "alias `{alias}`: missing field `cache`"
+                )))
+            }
         };
         let mut config = AliasConfig::new(registry::canonical_backend(&cache));
         if let Some(v) = fields.remove("namespace") {
             config.namespace = match v {
                 ConfigValue::Null => None,
                 ConfigValue::String(s) => Some(s),
-                other => return Err(field_error("namespace", format!("expected a string, found {}", other.kind()))),
+                other => {
+                    return Err(field_error(
+                        "namespace",
+                        format!("expected a string, found {}", other.kind()),
+                    ))
+                }
             };
         }
         for (field, slot) in [("ttl", &mut config.ttl), ("timeout", &mut config.timeout)] {
@@ -433,7 +470,12 @@ impl AliasConfig {
                         .and_then(serde_json::from_value::<SerializerConfig>)
                         .map_err(|e| field_error("serializer", e.to_string()))?,
                 ),
-                other => return Err(field_error("serializer", format!("expected a map, found {}", other.kind()))),
+                other => {
+                    return Err(field_error(
+                        "serializer",
+                        format!("expected a map, found {}", other.kind()),
+                    ))
+                }
             };
         }
         if let Some(v) = fields.remove("plugins") {
@@ -448,7 +490,12 @@ impl AliasConfig {
                             .map_err(|e| field_error(&format!("plugins[{i}]"), e.to_string()))
                     })
                     .collect::<Result<_>>()?,
-                other => return Err(field_error("plugins", format!("expected a list, found {}", other.kind()))),
+                other => {
+                    return Err(field_error(
+                        "plugins",
+                        format!("expected a list, found {}", other.kind()),
+                    ))
+                }
             };
         }
         config.options = fields;
@@ -477,7 +524,9 @@ impl AliasConfig {
     pub fn build_cache(&self, alias: &str) -> Result<Cache> {
         self.validate(alias)?;
         let backend = registry::build_backend(alias, self)?;
-        let mut builder = Cache::builder().backend_shared(backend).label(redact(alias));
+        let mut builder = Cache::builder()
+            .backend_shared(backend)
+            .label(redact(alias));
         if let Some(s) = &self.serializer {
             builder = builder.serializer_shared(registry::make_serializer(alias, s)?);
         }
@@ -497,12 +546,10 @@ impl AliasConfig {
             let kb = kb.clone();
             builder = builder.key_builder(move |k, ns| kb(k, ns));
         }
-        builder
-            .build()
-            .map_err(|e| match e {
-                Error::Config(m) => Error::config(format!("alias `{alias}`: {m}")),
-                other => other,
-            })
+        builder.build().map_err(|e| match e {
+            Error::Config(m) => Error::config(format!("alias `{alias}`: {m}")),
+            other => other,
+        })
     }
 
     /// An alias config from a URL (see [`Cache::from_url`]).
@@ -575,7 +622,9 @@ impl AliasConfig {
         for (k, v) in parsed.query_pairs() {
             let value = match k.as_ref() {
                 "namespace" => ConfigValue::String(v.to_string()),
-                "serializer" => ConfigValue::Map(BTreeMap::from([("class".to_string(), v.as_ref().into())])),
+                "serializer" => {
+                    ConfigValue::Map(BTreeMap::from([("class".to_string(), v.as_ref().into())]))
+                }
                 _ => ConfigValue::from_query(&v),
             };
             fields.insert(k.to_string(), value);
@@ -606,7 +655,12 @@ impl AliasConfig {
             let plugins = self
                 .plugins
                 .iter()
-                .map(|p| ConfigValue::Map(BTreeMap::from([("class".to_string(), p.class.clone().into())])))
+                .map(|p| {
+                    ConfigValue::Map(BTreeMap::from([(
+                        "class".to_string(),
+                        p.class.clone().into(),
+                    )]))
+                })
                 .collect();
             out.insert("plugins".into(), ConfigValue::List(plugins));
         }
@@ -627,7 +681,9 @@ pub(crate) fn redact(text: &str) -> String {
         (Some(start), Some(at)) if at > start => {
             let userinfo = &text[start + 3..at];
             match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}://{user}:<redacted>@{}", &text[..start], &text[at + 1..]),
+                Some((user, _)) => {
+                    format!("{}://{user}:<redacted>@{}", &text[..start], &text[at + 1..])
+                }
                 None => text.to_string(),
             }
         }
@@ -714,7 +770,9 @@ impl Config {
                 "the `default` alias is required (e.g. {\"default\": {\"cache\": \"memory\"}})",
             ));
         }
-        self.aliases.iter().try_for_each(|(name, c)| c.validate(name))
+        self.aliases
+            .iter()
+            .try_for_each(|(name, c)| c.validate(name))
     }
 }
 

@@ -171,8 +171,14 @@ mod tests {
         assert!(!glob_match("h[^e]llo", "hello"));
         assert!(glob_match("h[a-c]llo", "hbllo"));
         assert!(glob_match(r"ns\:x", "ns:x"));
-        assert!(glob_match(&format!("{}:*", escape_glob("we*rd[ns]")), "we*rd[ns]:k"));
-        assert!(!glob_match(&format!("{}:*", escape_glob("we*rd")), "weXXrd:k"));
+        assert!(glob_match(
+            &format!("{}:*", escape_glob("we*rd[ns]")),
+            "we*rd[ns]:k"
+        ));
+        assert!(!glob_match(
+            &format!("{}:*", escape_glob("we*rd")),
+            "weXXrd:k"
+        ));
         assert!(glob_match("[", "["));
         assert!(glob_match("[]]", "]"));
     }

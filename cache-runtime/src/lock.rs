@@ -1,7 +1,7 @@
 //! Locks built on any backend: [`RedLock`] (distributed mutual exclusion with a lease) and
 //! [`OptimisticLock`] (compare-and-set).
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,9 +24,9 @@ fn new_token() -> Vec<u8> {
     );
     let mut out = String::with_capacity(32);
     for _ in 0..2 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        seed.hash(&mut h);
-        out.push_str(&format!("{:016x}", h.finish()));
+        // Each RandomState has its own random keys, so two rounds give 128 unpredictable bits.
+        let half = std::collections::hash_map::RandomState::new().hash_one(seed);
+        out.push_str(&format!("{half:016x}"));
     }
     out.into_bytes()
 }
@@ -101,7 +101,11 @@ impl RedLock {
         let deadline = Instant::now() + max_wait;
         let mut pause = Duration::from_millis(1);
         loop {
-            if !self.cache.backend().exists(&full, &self.cache.call_options())? {
+            if !self
+                .cache
+                .backend()
+                .exists(&full, &self.cache.call_options())?
+            {
                 return Ok(true);
             }
             let now = Instant::now();
@@ -186,7 +190,9 @@ impl OptimisticLock {
     /// Reads the key's current version.
     pub fn new(cache: &Cache, key: &str) -> Result<OptimisticLock> {
         let full = cache.stored_key(key);
-        let (seen, token) = cache.backend().get_versioned(&full, &cache.call_options())?;
+        let (seen, token) = cache
+            .backend()
+            .get_versioned(&full, &cache.call_options())?;
         Ok(OptimisticLock {
             cache: cache.clone(),
             key: key.to_string(),
@@ -197,7 +203,10 @@ impl OptimisticLock {
 
     /// The value seen when the lock was taken.
     pub fn value<T: Cacheable>(&self) -> Result<Option<T>> {
-        self.seen.clone().map(|v| self.cache.decode_value(v)).transpose()
+        self.seen
+            .clone()
+            .map(|v| self.cache.decode_value(v))
+            .transpose()
     }
 
     /// Writes `value` if the key is still as it was when the lock was taken.
@@ -205,14 +214,18 @@ impl OptimisticLock {
         let ttl = self.cache.resolve_ttl(ttl.into())?;
         let value = self.cache.encode_value(value)?;
         let full = self.cache.stored_key(&self.key);
-        if self
-            .cache
-            .backend()
-            .compare_and_set(&full, &self.token, value, ttl, &self.cache.call_options())?
-        {
+        if self.cache.backend().compare_and_set(
+            &full,
+            &self.token,
+            value,
+            ttl,
+            &self.cache.call_options(),
+        )? {
             Ok(())
         } else {
-            Err(Error::OptimisticLock { key: self.key.clone() })
+            Err(Error::OptimisticLock {
+                key: self.key.clone(),
+            })
         }
     }
 }

@@ -221,7 +221,10 @@ hooks! {
 pub(crate) fn run_pre(plugins: &[std::sync::Arc<dyn Plugin>], call: &Call<'_>) {
     for plugin in plugins {
         if catch_unwind(AssertUnwindSafe(|| dispatch_pre(&**plugin, call))).is_err() {
-            tracing::error!(command = call.command.name(), "a cache plugin panicked in its pre hook; ignored");
+            tracing::error!(
+                command = call.command.name(),
+                "a cache plugin panicked in its pre hook; ignored"
+            );
         }
     }
 }
@@ -230,7 +233,10 @@ pub(crate) fn run_pre(plugins: &[std::sync::Arc<dyn Plugin>], call: &Call<'_>) {
 pub(crate) fn run_post(plugins: &[std::sync::Arc<dyn Plugin>], call: &Call<'_>, done: &Done<'_>) {
     for plugin in plugins {
         if catch_unwind(AssertUnwindSafe(|| dispatch_post(&**plugin, call, done))).is_err() {
-            tracing::error!(command = call.command.name(), "a cache plugin panicked in its post hook; ignored");
+            tracing::error!(
+                command = call.command.name(),
+                "a cache plugin panicked in its post hook; ignored"
+            );
         }
     }
 }

@@ -50,7 +50,10 @@ impl BackendSpec {
     }
 
     /// Validates option values at `set_config` time, before any instance is built (no connecting here).
-    pub fn with_check(mut self, check: impl Fn(&BackendConfig<'_>) -> Result<()> + Send + Sync + 'static) -> Self {
+    pub fn with_check(
+        mut self,
+        check: impl Fn(&BackendConfig<'_>) -> Result<()> + Send + Sync + 'static,
+    ) -> Self {
         self.check = Some(Arc::new(check));
         self
     }
@@ -62,30 +65,44 @@ enum BackendEntry {
     NeedsFeature(&'static str),
 }
 
-static BACKENDS: Lazy<RwLock<HashMap<String, BackendEntry>>> = Lazy::new(|| RwLock::new(builtin_backends()));
-static SERIALIZERS: Lazy<RwLock<HashMap<String, SerializerFn>>> = Lazy::new(|| RwLock::new(builtin_serializers()));
-static PLUGINS: Lazy<RwLock<HashMap<String, PluginFn>>> = Lazy::new(|| RwLock::new(builtin_plugins()));
+static BACKENDS: Lazy<RwLock<HashMap<String, BackendEntry>>> =
+    Lazy::new(|| RwLock::new(builtin_backends()));
+static SERIALIZERS: Lazy<RwLock<HashMap<String, SerializerFn>>> =
+    Lazy::new(|| RwLock::new(builtin_serializers()));
+static PLUGINS: Lazy<RwLock<HashMap<String, PluginFn>>> =
+    Lazy::new(|| RwLock::new(builtin_plugins()));
 
 fn builtin_backends() -> HashMap<String, BackendEntry> {
     let mut map = HashMap::new();
     map.insert(
         "null".to_string(),
-        BackendEntry::Available(BackendSpec::new(&[], |_| Ok(Arc::new(crate::backend::null::NullBackend)))),
+        BackendEntry::Available(BackendSpec::new(&[], |_| {
+            Ok(Arc::new(crate::backend::null::NullBackend))
+        })),
     );
     #[cfg(feature = "memory")]
     map.insert("memory".into(), BackendEntry::Available(memory_spec()));
     #[cfg(not(feature = "memory"))]
     map.insert("memory".into(), BackendEntry::NeedsFeature("memory"));
     #[cfg(feature = "redis")]
-    map.insert("redis".into(), BackendEntry::Available(crate::backend::redis::spec()));
+    map.insert(
+        "redis".into(),
+        BackendEntry::Available(crate::backend::redis::spec()),
+    );
     #[cfg(not(feature = "redis"))]
     map.insert("redis".into(), BackendEntry::NeedsFeature("redis"));
     #[cfg(feature = "memcached")]
-    map.insert("memcached".into(), BackendEntry::Available(crate::backend::memcached::spec()));
+    map.insert(
+        "memcached".into(),
+        BackendEntry::Available(crate::backend::memcached::spec()),
+    );
     #[cfg(not(feature = "memcached"))]
     map.insert("memcached".into(), BackendEntry::NeedsFeature("memcached"));
     #[cfg(feature = "disk")]
-    map.insert("disk".into(), BackendEntry::Available(crate::backend::disk::spec()));
+    map.insert(
+        "disk".into(),
+        BackendEntry::Available(crate::backend::disk::spec()),
+    );
     #[cfg(not(feature = "disk"))]
     map.insert("disk".into(), BackendEntry::NeedsFeature("disk"));
     map
@@ -110,8 +127,10 @@ fn memory_spec() -> BackendSpec {
         }
         Ok(b)
     }
-    BackendSpec::new(&["max_entries", "shards"], |cfg| Ok(Arc::new(builder(cfg)?.build())))
-        .with_check(|cfg| builder(cfg).map(drop))
+    BackendSpec::new(&["max_entries", "shards"], |cfg| {
+        Ok(Arc::new(builder(cfg)?.build()))
+    })
+    .with_check(|cfg| builder(cfg).map(drop))
 }
 
 fn builtin_serializers() -> HashMap<String, SerializerFn> {
@@ -126,7 +145,10 @@ fn builtin_serializers() -> HashMap<String, SerializerFn> {
 
 fn builtin_plugins() -> HashMap<String, PluginFn> {
     let mut map: HashMap<String, PluginFn> = HashMap::new();
-    map.insert("hit_miss_ratio".into(), Arc::new(|| Arc::new(HitMissRatioPlugin::new())));
+    map.insert(
+        "hit_miss_ratio".into(),
+        Arc::new(|| Arc::new(HitMissRatioPlugin::new())),
+    );
     map.insert("timing".into(), Arc::new(|| Arc::new(TimingPlugin::new())));
     map
 }
@@ -224,7 +246,10 @@ pub(crate) fn build_backend(alias: &str, config: &AliasConfig) -> Result<Arc<dyn
     (spec.build)(&backend_config(alias, config))
 }
 
-pub(crate) fn make_serializer(alias: &str, config: &SerializerConfig) -> Result<Arc<dyn Serializer>> {
+pub(crate) fn make_serializer(
+    alias: &str,
+    config: &SerializerConfig,
+) -> Result<Arc<dyn Serializer>> {
     let name = canonical_serializer(&config.class);
     let make = {
         let serializers = SERIALIZERS.read();
@@ -246,7 +271,11 @@ pub(crate) fn make_serializer(alias: &str, config: &SerializerConfig) -> Result<
     }
 }
 
-pub(crate) fn make_plugin(alias: &str, index: usize, config: &PluginConfig) -> Result<Arc<dyn Plugin>> {
+pub(crate) fn make_plugin(
+    alias: &str,
+    index: usize,
+    config: &PluginConfig,
+) -> Result<Arc<dyn Plugin>> {
     let name = canonical_plugin(&config.class);
     let plugins = PLUGINS.read();
     let make = plugins.get(name).cloned().ok_or_else(|| {
@@ -278,7 +307,9 @@ pub(crate) fn make_plugin(alias: &str, index: usize, config: &PluginConfig) -> R
 /// config.validate().unwrap();
 /// ```
 pub fn register_backend(name: impl Into<String>, spec: BackendSpec) {
-    BACKENDS.write().insert(name.into(), BackendEntry::Available(spec));
+    BACKENDS
+        .write()
+        .insert(name.into(), BackendEntry::Available(spec));
 }
 
 /// Registers a serializer under `name`, usable as `"serializer": {"class": name}`.
@@ -288,7 +319,10 @@ pub fn register_backend(name: impl Into<String>, spec: BackendSpec) {
 /// use cache_runtime::{caches, JsonSerializer};
 /// caches::register_serializer("json2", || Arc::new(JsonSerializer));
 /// ```
-pub fn register_serializer(name: impl Into<String>, make: impl Fn() -> Arc<dyn Serializer> + Send + Sync + 'static) {
+pub fn register_serializer(
+    name: impl Into<String>,
+    make: impl Fn() -> Arc<dyn Serializer> + Send + Sync + 'static,
+) {
     SERIALIZERS.write().insert(name.into(), Arc::new(make));
 }
 
@@ -300,7 +334,10 @@ pub fn register_serializer(name: impl Into<String>, make: impl Fn() -> Arc<dyn S
 /// use cache_runtime::{caches, TimingPlugin};
 /// caches::register_plugin("timing2", || Arc::new(TimingPlugin::new()));
 /// ```
-pub fn register_plugin(name: impl Into<String>, make: impl Fn() -> Arc<dyn Plugin> + Send + Sync + 'static) {
+pub fn register_plugin(
+    name: impl Into<String>,
+    make: impl Fn() -> Arc<dyn Plugin> + Send + Sync + 'static,
+) {
     PLUGINS.write().insert(name.into(), Arc::new(make));
 }
 
@@ -314,7 +351,9 @@ mod tests {
         BACKENDS
             .write()
             .insert("offline".into(), BackendEntry::NeedsFeature("offline"));
-        let err = check_backend("mine", &AliasConfig::new("offline")).unwrap_err().to_string();
+        let err = check_backend("mine", &AliasConfig::new("offline"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("alias `mine`"), "{err}");
         assert!(err.contains("cargo feature `offline`"), "{err}");
         assert!(build_backend("mine", &AliasConfig::new("offline")).is_err());

@@ -11,8 +11,8 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// What a [`Sink`] hands a deserializer to: the type-erased `Deserialize` of the requested type.
-type Visit<'a> =
-    dyn for<'de> FnMut(&mut dyn erased_serde::Deserializer<'de>) -> Result<(), erased_serde::Error> + 'a;
+type Visit<'a> = dyn for<'de> FnMut(&mut dyn erased_serde::Deserializer<'de>) -> Result<(), erased_serde::Error>
+    + 'a;
 
 /// Receives a deserializer over stored bytes and builds the requested value from it.
 ///
@@ -72,7 +72,10 @@ pub trait Serializer: Send + Sync + 'static {
 }
 
 /// Encodes `value` with `serializer`.
-pub(crate) fn encode<T: Serialize + ?Sized>(serializer: &dyn Serializer, value: &T) -> Result<Vec<u8>> {
+pub(crate) fn encode<T: Serialize + ?Sized>(
+    serializer: &dyn Serializer,
+    value: &T,
+) -> Result<Vec<u8>> {
     serializer.serialize(&value as &dyn erased_serde::Serialize)
 }
 
@@ -153,8 +156,9 @@ impl Serializer for StringSerializer {
             .map_err(|e| Error::serialize(self.name(), e))
     }
     fn deserialize(&self, bytes: &[u8], sink: Sink<'_>) -> Result<()> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|e| Error::deserialize(self.name(), format!("stored bytes are not UTF-8: {e}")))?;
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            Error::deserialize(self.name(), format!("stored bytes are not UTF-8: {e}"))
+        })?;
         sink.feed(serde_plain::Deserializer::new(text))
     }
 }
@@ -236,7 +240,7 @@ impl Serializer for BinarySerializer {
         let mut de = postcard::Deserializer::from_bytes(bytes);
         sink.feed(&mut de)?;
         match de.finalize() {
-            Ok(rest) if rest.is_empty() => Ok(()),
+            Ok([]) => Ok(()),
             Ok(rest) => Err(Error::deserialize(
                 self.name(),
                 format!("{} trailing bytes after the value", rest.len()),
@@ -279,7 +283,9 @@ impl Compressed {
 
 impl std::fmt::Debug for Compressed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compressed").field("name", &self.name).finish()
+        f.debug_struct("Compressed")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -297,11 +303,16 @@ impl Serializer for Compressed {
         let claimed = bytes
             .get(..4)
             .map(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]]) as usize)
-            .ok_or_else(|| Error::deserialize(&self.name, "not LZ4 data: shorter than its size prefix"))?;
+            .ok_or_else(|| {
+                Error::deserialize(&self.name, "not LZ4 data: shorter than its size prefix")
+            })?;
         if claimed > bytes.len().saturating_mul(255).saturating_add(64) {
             return Err(Error::deserialize(
                 &self.name,
-                format!("not LZ4 data: claims {claimed} bytes from {} stored", bytes.len()),
+                format!(
+                    "not LZ4 data: claims {claimed} bytes from {} stored",
+                    bytes.len()
+                ),
             ));
         }
         let plain = lz4_flex::decompress_size_prepended(bytes)

@@ -79,7 +79,9 @@ impl Shard {
     fn find(&self, hash: u64, key: &str) -> Option<u32> {
         let slots = &self.slots;
         self.table
-            .find(hash, |&i| slots[i as usize].as_ref().is_some_and(|e| &*e.key == key))
+            .find(hash, |&i| {
+                slots[i as usize].as_ref().is_some_and(|e| &*e.key == key)
+            })
             .copied()
     }
 
@@ -304,7 +306,11 @@ impl MemoryBackendBuilder {
         // Eviction runs per shard, so a bounded cache keeps enough entries per shard (~256) for CLOCK to
         // tell hot from cold; an unbounded one takes the most shards.
         let default_shards = max_entries.map_or(64, |m| (m / 256).clamp(1, 64));
-        let count = self.shards.unwrap_or(default_shards).clamp(1, 1024).next_power_of_two();
+        let count = self
+            .shards
+            .unwrap_or(default_shards)
+            .clamp(1, 1024)
+            .next_power_of_two();
         let total = Arc::new(AtomicUsize::new(0));
         let shards = (0..count)
             .map(|_| Padded(RwLock::new(Shard::new(total.clone()))))
@@ -472,7 +478,13 @@ impl Backend for MemoryBackend {
         Ok(None)
     }
 
-    fn set(&self, key: &str, value: Value, ttl: Option<Duration>, _opts: &CallOptions) -> Result<()> {
+    fn set(
+        &self,
+        key: &str,
+        value: Value,
+        ttl: Option<Duration>,
+        _opts: &CallOptions,
+    ) -> Result<()> {
         let hash = self.hash(key);
         let expires_at = self.expires_at(ttl);
         let mut shard = self.shard(hash).write();
@@ -480,7 +492,12 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    fn multi_set(&self, entries: Vec<(&str, Value)>, ttl: Option<Duration>, _opts: &CallOptions) -> Result<()> {
+    fn multi_set(
+        &self,
+        entries: Vec<(&str, Value)>,
+        ttl: Option<Duration>,
+        _opts: &CallOptions,
+    ) -> Result<()> {
         let expires_at = self.expires_at(ttl);
         let mut hashed: Vec<(usize, u64, &str, Value)> = entries
             .into_iter()
@@ -507,7 +524,13 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    fn add(&self, key: &str, value: Value, ttl: Option<Duration>, _opts: &CallOptions) -> Result<bool> {
+    fn add(
+        &self,
+        key: &str,
+        value: Value,
+        ttl: Option<Duration>,
+        _opts: &CallOptions,
+    ) -> Result<bool> {
         let hash = self.hash(key);
         let expires_at = self.expires_at(ttl);
         let mut shard = self.shard(hash).write();
@@ -529,8 +552,11 @@ impl Backend for MemoryBackend {
     fn increment(&self, key: &str, delta: i64, _opts: &CallOptions) -> Result<i64> {
         let hash = self.hash(key);
         let mut shard = self.shard(hash).write();
-        let not_an_integer = || Error::NotAnInteger { key: key.to_string() };
-        let overflow = || Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64"));
+        let not_an_integer = || Error::NotAnInteger {
+            key: key.to_string(),
+        };
+        let overflow =
+            || Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64"));
         match shard.find_live(hash, key, &*self.clock) {
             Some(idx) => {
                 let version = shard.next_version();
@@ -555,7 +581,13 @@ impl Backend for MemoryBackend {
                 Ok(new)
             }
             None => {
-                self.write_entry(&mut shard, hash, key, Value::Bytes(delta.to_string().into_bytes()), 0);
+                self.write_entry(
+                    &mut shard,
+                    hash,
+                    key,
+                    Value::Bytes(delta.to_string().into_bytes()),
+                    0,
+                );
                 Ok(delta)
             }
         }
@@ -642,7 +674,9 @@ impl Backend for MemoryBackend {
             _ => Err(Error::unsupported(
                 "raw",
                 "memory",
-                format!("unknown command `{command}`; the memory backend understands `len` and `sweep`"),
+                format!(
+                    "unknown command `{command}`; the memory backend understands `len` and `sweep`"
+                ),
             )),
         }
     }

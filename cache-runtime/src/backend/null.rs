@@ -37,13 +37,30 @@ impl Backend for NullBackend {
     fn multi_get(&self, keys: &[&str], _opts: &CallOptions) -> Result<Vec<Option<Value>>> {
         Ok(vec![None; keys.len()])
     }
-    fn set(&self, _key: &str, _value: Value, _ttl: Option<Duration>, _opts: &CallOptions) -> Result<()> {
+    fn set(
+        &self,
+        _key: &str,
+        _value: Value,
+        _ttl: Option<Duration>,
+        _opts: &CallOptions,
+    ) -> Result<()> {
         Ok(())
     }
-    fn multi_set(&self, _entries: Vec<(&str, Value)>, _ttl: Option<Duration>, _opts: &CallOptions) -> Result<()> {
+    fn multi_set(
+        &self,
+        _entries: Vec<(&str, Value)>,
+        _ttl: Option<Duration>,
+        _opts: &CallOptions,
+    ) -> Result<()> {
         Ok(())
     }
-    fn add(&self, _key: &str, _value: Value, _ttl: Option<Duration>, _opts: &CallOptions) -> Result<bool> {
+    fn add(
+        &self,
+        _key: &str,
+        _value: Value,
+        _ttl: Option<Duration>,
+        _opts: &CallOptions,
+    ) -> Result<bool> {
         Ok(true)
     }
     fn exists(&self, _key: &str, _opts: &CallOptions) -> Result<bool> {
@@ -80,7 +97,12 @@ impl Backend for NullBackend {
     ) -> Result<bool> {
         Ok(true)
     }
-    fn compare_and_delete(&self, _key: &str, _expected: &[u8], _opts: &CallOptions) -> Result<bool> {
+    fn compare_and_delete(
+        &self,
+        _key: &str,
+        _expected: &[u8],
+        _opts: &CallOptions,
+    ) -> Result<bool> {
         Ok(false)
     }
 }
