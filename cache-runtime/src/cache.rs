@@ -288,7 +288,7 @@ impl Cache {
     }
 
     #[inline]
-    fn decode<T: Cacheable>(&self, value: Value) -> Result<T> {
+    fn decode<T: Cacheable>(&self, value: &Value) -> Result<T> {
         match value {
             Value::Object(obj) => obj.downcast_ref::<T>().cloned().ok_or_else(|| {
                 Error::deserialize(
@@ -296,7 +296,7 @@ impl Cache {
                     format!("the stored object is not a `{}`", type_name::<T>()),
                 )
             }),
-            Value::Bytes(bytes) => serializer::decode(&*self.shared.serializer, &bytes),
+            Value::Bytes(bytes) => serializer::decode(&*self.shared.serializer, bytes),
         }
     }
 
@@ -318,9 +318,12 @@ impl Cache {
         self.observe(
             Command::Get,
             &[key],
-            || match self.shared.backend.get(&full, &self.opts())? {
-                Some(value) => self.decode(value).map(Some),
-                None => Ok(None),
+            || {
+                let mut decoded = None;
+                self.shared
+                    .backend
+                    .get_with(&full, &self.opts(), &mut |value| decoded = Some(self.decode(value)))?;
+                decoded.transpose()
             },
             |found| Observed::Get(found.is_some()),
         )
@@ -369,7 +372,7 @@ impl Cache {
                     .backend
                     .multi_get(&full_refs, &self.opts())?
                     .into_iter()
-                    .map(|v| v.map(|v| self.decode(v)).transpose())
+                    .map(|v| v.map(|v| self.decode(&v)).transpose())
                     .collect()
             },
             |found: &Vec<Option<T>>| {
@@ -662,7 +665,7 @@ impl Cache {
         self.encode(value)
     }
 
-    pub(crate) fn decode_value<T: Cacheable>(&self, value: Value) -> Result<T> {
+    pub(crate) fn decode_value<T: Cacheable>(&self, value: &Value) -> Result<T> {
         self.decode(value)
     }
 

@@ -204,7 +204,7 @@ impl OptimisticLock {
     /// The value seen when the lock was taken.
     pub fn value<T: Cacheable>(&self) -> Result<Option<T>> {
         self.seen
-            .clone()
+            .as_ref()
             .map(|v| self.cache.decode_value(v))
             .transpose()
     }

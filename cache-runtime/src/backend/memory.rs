@@ -456,26 +456,34 @@ impl Backend for MemoryBackend {
         None
     }
 
+    fn get(&self, key: &str, opts: &CallOptions) -> Result<Option<Value>> {
+        let mut found = None;
+        self.get_with(key, opts, &mut |value| found = Some(value.clone()))?;
+        Ok(found)
+    }
+
     #[inline]
-    fn get(&self, key: &str, _opts: &CallOptions) -> Result<Option<Value>> {
+    fn get_with(&self, key: &str, _opts: &CallOptions, read: &mut dyn FnMut(&Value)) -> Result<bool> {
         let hash = self.hash(key);
         let lock = self.shard(hash);
         {
             let shard = lock.read();
             let Some(idx) = shard.find(hash, key) else {
-                return Ok(None);
+                return Ok(false);
             };
             let entry = shard.entry(idx);
             if entry.live(|| self.clock.now_millis()) {
+                // Write the flag only when it changes, so steady hits write nothing shared.
                 if !entry.visited.load(Ordering::Relaxed) {
                     entry.visited.store(true, Ordering::Relaxed);
                 }
-                return Ok(Some(entry.value.clone()));
+                read(&entry.value);
+                return Ok(true);
             }
         }
         // Expired: drop it now rather than waiting for the sweep.
         lock.write().find_live(hash, key, &*self.clock);
-        Ok(None)
+        Ok(false)
     }
 
     fn set(

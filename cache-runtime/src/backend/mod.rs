@@ -85,6 +85,20 @@ pub trait Backend: Send + Sync + 'static {
     /// Reads a key.
     fn get(&self, key: &str, opts: &CallOptions) -> Result<Option<Value>>;
 
+    /// Reads a key and lends the stored value to `read` instead of returning it; returns whether the key was
+    /// found. The default calls [`get`](Backend::get). In-process backends override it to decode in place
+    /// (no copy of the stored bytes, no reference-count traffic on a hit); `read` then runs under the
+    /// backend's read lock, so it must not write to the same backend.
+    fn get_with(&self, key: &str, opts: &CallOptions, read: &mut dyn FnMut(&Value)) -> Result<bool> {
+        match self.get(key, opts)? {
+            Some(value) => {
+                read(&value);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Reads many keys, results in input order. The default issues one `get` per key.
     fn multi_get(&self, keys: &[&str], opts: &CallOptions) -> Result<Vec<Option<Value>>> {
         keys.iter().map(|k| self.get(k, opts)).collect()
