@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 
+/// Entries measured under `cargo bench`; `cargo test` runs a small smoke pass instead.
 const ENTRIES: usize = 1_000_000;
+const SMOKE_ENTRIES: usize = 10_000;
 
 fn rss_bytes() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -18,8 +20,8 @@ fn rss_bytes() -> usize {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn measure(which: &str) -> usize {
-    let keys: Vec<String> = (0..ENTRIES).map(|i| format!("user:{i}")).collect();
+fn measure(which: &str, entries: usize) -> usize {
+    let keys: Vec<String> = (0..entries).map(|i| format!("user:{i}")).collect();
     let before = rss_bytes();
     match which {
         "cache_runtime" => {
@@ -54,7 +56,7 @@ fn measure(which: &str) -> usize {
             after - before
         }
         "moka" => {
-            let cache = moka::sync::Cache::new(ENTRIES as u64 * 2);
+            let cache = moka::sync::Cache::new(entries as u64 * 2);
             for (i, k) in keys.iter().enumerate() {
                 cache.insert(k.clone(), i as u64);
             }
@@ -64,7 +66,7 @@ fn measure(which: &str) -> usize {
             after - before
         }
         "quick_cache" => {
-            let cache = quick_cache::sync::Cache::new(ENTRIES * 2);
+            let cache = quick_cache::sync::Cache::new(entries * 2);
             for (i, k) in keys.iter().enumerate() {
                 cache.insert(k.clone(), i as u64);
             }
@@ -77,12 +79,18 @@ fn measure(which: &str) -> usize {
 }
 
 fn main() {
-    if let Some(which) = std::env::args().nth(1).filter(|a| !a.starts_with('-')) {
-        println!("{}", measure(&which));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let entries = if args.iter().any(|a| a == "--bench") {
+        ENTRIES
+    } else {
+        SMOKE_ENTRIES
+    };
+    if let Some(which) = args.iter().find(|a| !a.starts_with('-')) {
+        println!("{}", measure(which, entries));
         return;
     }
     let exe = std::env::current_exe().expect("own path");
-    println!("bytes per entry, {ENTRIES} entries (\"user:{{i}}\" -> u64), RSS growth:");
+    println!("bytes per entry, {entries} entries (\"user:{{i}}\" -> u64), RSS growth:");
     let mut base = None;
     for which in [
         "hashmap",
@@ -91,15 +99,18 @@ fn main() {
         "quick_cache",
         "moka",
     ] {
-        let out = std::process::Command::new(&exe)
-            .arg(which)
-            .output()
-            .expect("child run");
+        let mut child = std::process::Command::new(&exe);
+        child.arg(which);
+        if entries == ENTRIES {
+            child.arg("--bench");
+        }
+        let out = child.output().expect("child run");
+        assert!(out.status.success(), "measuring {which} failed");
         let bytes: usize = String::from_utf8_lossy(&out.stdout)
             .trim()
             .parse()
             .unwrap_or(0);
-        let per = bytes as f64 / ENTRIES as f64;
+        let per = bytes as f64 / entries as f64;
         let base = *base.get_or_insert(per);
         println!(
             "{which:>18}: {per:7.1} B/entry ({:.2}x hashmap)",
