@@ -1,0 +1,813 @@
+//! Code generation from the validated model. Infallible: every rule was checked by `valid`.
+//!
+//! For `fn fib(n: u64) -> u64` at module level this emits:
+//! - `fn fib(n)`: build the key, look it up, on a miss call the uncached body and store its result;
+//! - `enum fib_cache {}` with the companion functions `fib_cache::{key, get, set, invalidate, refresh, cache,
+//!   uncached}` (`uncached` holds the user's body) and a hidden `__cell` holding the function's `MemoCell`.
+//!
+//! Inside an `impl` block (a receiver or `Self` in the function) no type can be declared, so the companions are
+//! siblings instead: `Self::fib_cache_key`, `fib_cache_get`, `fib_cache_set`, `fib_cache_invalidate`,
+//! `fib_cache_refresh`, `fib_cache`, `fib_uncached`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, ToTokens};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Expr, ExprLit, FnArg, Ident, Lit, Pat, PatIdent, Signature, Token};
+
+use crate::ast::{Func, Param, Ret};
+use crate::attr::{Args, Kind};
+use crate::key::KeyGen;
+use crate::valid::{self, Errors};
+
+/// The whole pipeline: parse, model, validate, expand. On any error the function is emitted unchanged with
+/// every error next to it.
+pub fn run(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = Args::parse(kind, attr, &mut errors);
+    let item_fn: syn::ItemFn = match syn::parse2(item.clone()) {
+        Ok(item_fn) => item_fn,
+        Err(e) => {
+            errors.push(syn::Error::new(
+                e.span(),
+                format!(
+                    "`#[{}]` applies to a function with a body",
+                    kind.attr_name()
+                ),
+            ));
+            let error = errors.finish().err().map(|e| e.to_compile_error());
+            return quote!(#item #error);
+        }
+    };
+    let func = Func::from_item(item_fn);
+    valid::check(kind, &args, &func, &mut errors);
+    match errors.finish() {
+        Ok(()) => Gen::new(kind, &args, &func).expand(),
+        Err(e) => {
+            let item = &func.item;
+            let error = e.to_compile_error();
+            quote!(#item #error)
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Cell,
+    Key,
+    Get,
+    Set,
+    Invalidate,
+    Refresh,
+    Cache,
+    Uncached,
+}
+
+struct Gen<'a> {
+    kind: Kind,
+    args: &'a Args,
+    func: &'a Func,
+    rt: TokenStream,
+}
+
+impl<'a> Gen<'a> {
+    fn new(kind: Kind, args: &'a Args, func: &'a Func) -> Self {
+        Gen {
+            kind,
+            args,
+            func,
+            rt: args.runtime(),
+        }
+    }
+
+    fn keys(&self) -> KeyGen<'_> {
+        KeyGen {
+            rt: &self.rt,
+            args: self.args,
+            func: self.func,
+            kind: self.kind,
+        }
+    }
+
+    fn name(&self) -> String {
+        self.func
+            .name()
+            .to_string()
+            .trim_start_matches("r#")
+            .to_string()
+    }
+
+    fn companion_type(&self) -> Ident {
+        Ident::new(&format!("{}_cache", self.name()), Span::call_site())
+    }
+
+    /// The generated item's name for `op`.
+    fn item_name(&self, op: Op) -> Ident {
+        let name = self.name();
+        let text = if self.func.in_impl {
+            match op {
+                Op::Cell => format!("__cache_{name}_cell"),
+                Op::Key => format!("{name}_cache_key"),
+                Op::Get => format!("{name}_cache_get"),
+                Op::Set => format!("{name}_cache_set"),
+                Op::Invalidate => format!("{name}_cache_invalidate"),
+                Op::Refresh => format!("{name}_cache_refresh"),
+                Op::Cache => format!("{name}_cache"),
+                Op::Uncached => format!("{name}_uncached"),
+            }
+        } else {
+            match op {
+                Op::Cell => "__cell",
+                Op::Key => "key",
+                Op::Get => "get",
+                Op::Set => "set",
+                Op::Invalidate => "invalidate",
+                Op::Refresh => "refresh",
+                Op::Cache => "cache",
+                Op::Uncached => "uncached",
+            }
+            .to_string()
+        };
+        Ident::new(&text, Span::call_site())
+    }
+
+    /// A path calling the generated item for `op` from the function or a companion.
+    fn path(&self, op: Op) -> TokenStream {
+        let item = self.item_name(op);
+        if self.func.in_impl {
+            quote!(Self::#item)
+        } else {
+            let companion = self.companion_type();
+            quote!(#companion::#item)
+        }
+    }
+
+    fn turbofish(&self) -> TokenStream {
+        let params = self.func.type_and_const_params();
+        if params.is_empty() || self.func.has_impl_trait_param() {
+            return TokenStream::new();
+        }
+        let args = params.iter().map(|p| match p {
+            syn::GenericParam::Type(t) => t.ident.to_token_stream(),
+            syn::GenericParam::Const(c) => c.ident.to_token_stream(),
+            syn::GenericParam::Lifetime(_) => TokenStream::new(),
+        });
+        quote!(::<#(#args),*>)
+    }
+
+    fn label(&self) -> TokenStream {
+        let name = self.name();
+        quote!(::core::concat!(::core::module_path!(), "::", #name))
+    }
+
+    fn cell(&self) -> TokenStream {
+        let path = self.path(Op::Cell);
+        quote!(#path())
+    }
+
+    fn keys_param(&self) -> Option<&'a Param> {
+        let name = self.args.keys_from_attr.as_ref()?.value.value();
+        self.func.params.iter().find(|p| p.binding == name)
+    }
+
+    /// Calls the uncached body with the function's own arguments, `replace` standing in for the keys parameter.
+    fn call_uncached(&self, replace: Option<TokenStream>) -> TokenStream {
+        let path = self.path(Op::Uncached);
+        let turbofish = self.turbofish();
+        let receiver = self.func.receiver().map(|_| quote!(self,));
+        let keys = self.keys_param().map(|p| &p.binding);
+        let args = self.func.params.iter().map(|p| match (&replace, keys) {
+            (Some(replacement), Some(keys)) if *keys == p.binding => replacement.clone(),
+            _ => p.binding.to_token_stream(),
+        });
+        quote!(#path #turbofish(#receiver #(#args),*))
+    }
+
+    fn ttl(&self) -> TokenStream {
+        let rt = &self.rt;
+        match self.args.ttl.as_ref().map(|a| &a.value) {
+            None => quote!(#rt::__private::Ttl::Default),
+            Some(expr) => {
+                let duration = self.duration(expr);
+                match expr {
+                    Expr::Lit(_) => quote!(#rt::__private::Ttl::After(#duration)),
+                    _ => quote!(#rt::__private::ttl(#expr)),
+                }
+            }
+        }
+    }
+
+    fn lease(&self) -> TokenStream {
+        let rt = &self.rt;
+        match self.args.lease.as_ref().map(|a| &a.value) {
+            None => quote!(#rt::__private::Duration::from_secs(2)),
+            Some(expr @ Expr::Lit(_)) => self.duration(expr),
+            Some(expr) => quote!(#rt::__private::lease(#expr)),
+        }
+    }
+
+    /// A `Duration` from a number of seconds (integer or float literal).
+    fn duration(&self, expr: &Expr) -> TokenStream {
+        let rt = &self.rt;
+        match expr {
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(int), ..
+            }) => {
+                let secs: u64 = int.base10_parse().unwrap_or(1);
+                quote!(#rt::__private::Duration::from_secs(#secs))
+            }
+            Expr::Lit(ExprLit {
+                lit: Lit::Float(float),
+                ..
+            }) => {
+                let secs: f64 = float.base10_parse().unwrap_or(1.0);
+                quote!(#rt::__private::secs_f64(#secs))
+            }
+            other => quote!(#other),
+        }
+    }
+
+    /// The type a call stores: the `Ok` type of a `Result`, the value of a `multi_cached` map, else the return.
+    fn stored_type(&self) -> TokenStream {
+        let rt = &self.rt;
+        let ret = self.func.ret.ty();
+        match (&self.func.ret, self.kind) {
+            (_, Kind::MultiCached) => quote!(<#ret as #rt::__private::MemoMap>::Value),
+            (Ret::Result(_), _) => quote!(<#ret as #rt::__private::ResultParts>::Ok),
+            _ => ret,
+        }
+    }
+
+    /// `Option<&Stored>` of the result `__cache_result` (a reference): what gets cached.
+    fn stored_of(&self, result: TokenStream) -> TokenStream {
+        let rt = &self.rt;
+        let base = match self.func.ret {
+            Ret::Result(_) => quote!(#rt::__private::ResultParts::ok_part(#result)),
+            _ => quote!(::core::option::Option::Some(#result)),
+        };
+        self.filtered(base)
+    }
+
+    fn filtered(&self, option: TokenStream) -> TokenStream {
+        match &self.args.skip_cache_func {
+            Some(skip) => {
+                let skip = &skip.value;
+                quote!(#option.filter(|__cache_v| !(#skip)(*__cache_v)))
+            }
+            None => option,
+        }
+    }
+
+    /// Turns a cached value `__cache_hit` into what the function returns.
+    fn wrap_hit(&self) -> TokenStream {
+        match self.func.ret {
+            Ret::Result(_) => quote!(::core::result::Result::Ok(__cache_hit)),
+            _ => quote!(__cache_hit),
+        }
+    }
+
+    fn expand(&self) -> TokenStream {
+        let main = self.main_fn();
+        let companions = self.companions();
+        if self.func.in_impl {
+            quote!(#main #(#companions)*)
+        } else {
+            let companion = self.companion_type();
+            let vis = &self.func.item.vis;
+            let doc = format!(
+                "Cache companion of [`{}`]: its key, cached value, cache and uncached body.",
+                self.name()
+            );
+            quote! {
+                #main
+                #[doc = #doc]
+                #[allow(non_camel_case_types, dead_code)]
+                #vis enum #companion {}
+                impl #companion {
+                    #(#companions)*
+                }
+            }
+        }
+    }
+
+    /// The function's signature with parameters bound to plain names (patterns and `mut` are kept on the body).
+    fn plain_signature(&self, name: Ident) -> Signature {
+        let mut sig = self.func.item.sig.clone();
+        sig.ident = name;
+        let mut params = self.func.params.iter();
+        for input in &mut sig.inputs {
+            match input {
+                FnArg::Typed(typed) => {
+                    if let Some(param) = params.next() {
+                        typed.pat = Box::new(Pat::Ident(PatIdent {
+                            attrs: Vec::new(),
+                            by_ref: None,
+                            mutability: None,
+                            ident: param.binding.clone(),
+                            subpat: None,
+                        }));
+                    }
+                }
+                FnArg::Receiver(receiver) => {
+                    if receiver.reference.is_none() {
+                        receiver.mutability = None;
+                    }
+                }
+            }
+        }
+        sig
+    }
+
+    /// The plain signature with another return type and extra trailing parameters.
+    fn companion_signature(
+        &self,
+        op: Op,
+        output: TokenStream,
+        extra: Option<TokenStream>,
+    ) -> Signature {
+        let mut sig = self.plain_signature(self.item_name(op));
+        sig.output = syn::parse2(quote!(-> #output)).unwrap_or(syn::ReturnType::Default);
+        if let Some(extra) = extra {
+            if let Ok(arg) = syn::parse2::<FnArg>(extra) {
+                sig.inputs.push(arg);
+            }
+        }
+        sig
+    }
+
+    /// The signature of a per-element companion of `multi_cached`: the keys parameter becomes one element.
+    fn element_signature(
+        &self,
+        op: Op,
+        output: TokenStream,
+        extra: Option<TokenStream>,
+    ) -> Signature {
+        let mut sig = self.companion_signature(op, output, extra);
+        let rt = &self.rt;
+        if let Some(keys) = self.keys_param() {
+            let (coll, _) = keys.deref_type();
+            let item = self.fresh_name("item");
+            let new_inputs: Punctuated<FnArg, Token![,]> = sig
+                .inputs
+                .iter()
+                .map(|input| match input {
+                    FnArg::Typed(t) if matches!(&*t.pat, Pat::Ident(p) if p.ident == keys.binding) => {
+                        syn::parse2(quote!(#item: <#coll as #rt::__private::KeyCollection>::Elem))
+                            .unwrap_or_else(|_| input.clone())
+                    }
+                    other => other.clone(),
+                })
+                .collect();
+            sig.inputs = new_inputs;
+        }
+        sig
+    }
+
+    /// A parameter name not used by the function.
+    fn fresh_name(&self, base: &str) -> Ident {
+        let mut name = base.to_string();
+        while self.func.params.iter().any(|p| p.binding == name.as_str()) {
+            name = format!("cache_{name}");
+        }
+        Ident::new(&name, Span::call_site())
+    }
+
+    fn lint_attrs(&self, with_expect: bool) -> Vec<&Attribute> {
+        self.func
+            .item
+            .attrs
+            .iter()
+            .filter(|a| {
+                let path = a.path();
+                path.is_ident("cfg")
+                    || path.is_ident("cfg_attr")
+                    || path.is_ident("allow")
+                    || path.is_ident("warn")
+                    || path.is_ident("deny")
+                    || path.is_ident("forbid")
+                    || (with_expect && path.is_ident("expect"))
+            })
+            .collect()
+    }
+
+    fn main_fn(&self) -> TokenStream {
+        let attrs = self
+            .func
+            .item
+            .attrs
+            .iter()
+            .filter(|a| !a.path().is_ident("expect"));
+        let vis = &self.func.item.vis;
+        let sig = self.plain_signature(self.func.name().clone());
+        let body = match self.kind {
+            Kind::Cached => self.cached_body(),
+            Kind::Stampede => self.stampede_body(),
+            Kind::MultiCached => self.multi_body(),
+        };
+        quote! {
+            #(#attrs)*
+            #vis #sig {
+                #body
+            }
+        }
+    }
+
+    fn cached_body(&self) -> TokenStream {
+        let rt = &self.rt;
+        let cell = self.cell();
+        let label = self.label();
+        let key = self.keys().build();
+        let wrap = self.wrap_hit();
+        let call = self.call_uncached(None);
+        let stored = self.stored_of(quote!(&__cache_result));
+        let ttl = self.ttl();
+        quote! {
+            let __cache_cell = #cell;
+            let __cache_key = #key;
+            if let ::core::option::Option::Some(__cache_hit) = #rt::__private::lookup(__cache_cell, #label, &__cache_key) {
+                return #wrap;
+            }
+            let __cache_result = #call;
+            if let ::core::option::Option::Some(__cache_value) = #stored {
+                #rt::__private::store(__cache_cell, #label, &__cache_key, __cache_value, #ttl);
+            }
+            __cache_result
+        }
+    }
+
+    fn stampede_body(&self) -> TokenStream {
+        let rt = &self.rt;
+        let cell = self.cell();
+        let label = self.label();
+        let key = self.keys().build();
+        let wrap = self.wrap_hit();
+        let call = self.call_uncached(None);
+        let stored = self.stored_of(quote!(__cache_result));
+        let ttl = self.ttl();
+        let lease = self.lease();
+        quote! {
+            let __cache_cell = #cell;
+            let __cache_key = #key;
+            if let ::core::option::Option::Some(__cache_hit) = #rt::__private::lookup(__cache_cell, #label, &__cache_key) {
+                return #wrap;
+            }
+            match #rt::__private::stampede(
+                __cache_cell,
+                #label,
+                &__cache_key,
+                #lease,
+                #ttl,
+                || #call,
+                |__cache_result| #stored,
+            ) {
+                #rt::__private::Flight::Ran(__cache_result) => __cache_result,
+                #rt::__private::Flight::Joined(__cache_hit) => #wrap,
+            }
+        }
+    }
+
+    /// Statements of `multi_cached` up to the keys of every element: `__cache_elems`, `__cache_keys`.
+    fn multi_prelude(&self) -> TokenStream {
+        let rt = &self.rt;
+        let Some(keys) = self.keys_param() else {
+            return TokenStream::new();
+        };
+        let binding = &keys.binding;
+        let (_, by_ref) = keys.deref_type();
+        let collection = if by_ref {
+            quote!(#binding)
+        } else {
+            quote!(&#binding)
+        };
+        let write = self.keys().write();
+        let cell = self.cell();
+        quote! {
+            let __cache_cell = #cell;
+            let __cache_elems = #rt::__private::KeyCollection::memo_elems(#collection);
+            let __cache_keys: ::std::vec::Vec<#rt::__private::KeyBuf> = __cache_elems
+                .iter()
+                .map(|&__cache_elem| {
+                    let mut __cache_key = #rt::__private::KeyBuf::take();
+                    #write
+                    __cache_key
+                })
+                .collect();
+        }
+    }
+
+    /// Statements of `multi_cached` calling the function for the elements at `__cache_missing_at`, storing what
+    /// it returned in one `multi_set`, and merging it into `__cache_out`, which they evaluate to.
+    fn multi_fill(&self) -> TokenStream {
+        let rt = &self.rt;
+        let Some(keys) = self.keys_param() else {
+            return TokenStream::new();
+        };
+        let (coll, by_ref) = keys.deref_type();
+        let ret = self.func.ret.ty();
+        let label = self.label();
+        let ttl = self.ttl();
+        let (owned_ty, pass) = if by_ref {
+            (
+                quote!(<#coll as #rt::__private::KeyCollection>::Owned),
+                quote!(&__cache_missing),
+            )
+        } else {
+            (coll.to_token_stream(), quote!(__cache_missing))
+        };
+        let call = self.call_uncached(Some(pass));
+        let value = self.filtered(
+            quote!(#rt::__private::MemoMap::memo_get(&__cache_fresh, __cache_elems[__cache_i])),
+        );
+        quote! {
+            let __cache_missing: #owned_ty = __cache_missing_at
+                .iter()
+                .map(|&__cache_i| ::core::clone::Clone::clone(__cache_elems[__cache_i]))
+                .collect();
+            let __cache_fresh: #ret = #call;
+            let __cache_pairs: ::std::vec::Vec<(&#rt::__private::KeyBuf, _)> = __cache_missing_at
+                .iter()
+                .filter_map(|&__cache_i| {
+                    #value.map(|__cache_v| (&__cache_keys[__cache_i], ::core::clone::Clone::clone(__cache_v)))
+                })
+                .collect();
+            #rt::__private::multi_store(__cache_cell, #label, &__cache_pairs, #ttl);
+            for (__cache_k, __cache_v) in __cache_fresh {
+                #rt::__private::MemoMap::memo_insert(&mut __cache_out, __cache_k, __cache_v);
+            }
+            __cache_out
+        }
+    }
+
+    fn multi_body(&self) -> TokenStream {
+        let rt = &self.rt;
+        let prelude = self.multi_prelude();
+        let fill = self.multi_fill();
+        let label = self.label();
+        let ret = self.func.ret.ty();
+        let stored = self.stored_type();
+        quote! {
+            #prelude
+            let mut __cache_out: #ret = ::core::default::Default::default();
+            if __cache_elems.is_empty() {
+                return __cache_out;
+            }
+            let __cache_found = #rt::__private::multi_lookup::<#stored>(__cache_cell, #label, &__cache_keys);
+            let mut __cache_missing_at = ::std::vec::Vec::new();
+            for (__cache_i, __cache_hit) in __cache_found.into_iter().enumerate() {
+                match __cache_hit {
+                    ::core::option::Option::Some(__cache_v) => #rt::__private::MemoMap::memo_insert(
+                        &mut __cache_out,
+                        ::core::clone::Clone::clone(__cache_elems[__cache_i]),
+                        __cache_v,
+                    ),
+                    ::core::option::Option::None => __cache_missing_at.push(__cache_i),
+                }
+            }
+            if __cache_missing_at.is_empty() {
+                return __cache_out;
+            }
+            #fill
+        }
+    }
+
+    fn doc(&self, text: &str) -> TokenStream {
+        let link = if self.func.in_impl {
+            format!("[`Self::{}`]", self.name())
+        } else {
+            format!("[`{}`]", self.name())
+        };
+        let text = text.replace("{f}", &link);
+        quote!(#[doc = #text])
+    }
+
+    fn companions(&self) -> Vec<TokenStream> {
+        let rt = &self.rt;
+        let vis = &self.func.item.vis;
+        let stored = self.stored_type();
+        let ret = self.func.ret.ty();
+        let cfgs = self.lint_attrs(false);
+        let per_item = self.kind == Kind::MultiCached;
+        let sig = |op: Op, output: TokenStream, extra: Option<TokenStream>| {
+            if per_item {
+                self.element_signature(op, output, extra)
+            } else {
+                self.companion_signature(op, output, extra)
+            }
+        };
+        // The key of the arguments (one element of the keys parameter for `multi_cached`).
+        let key = {
+            let build = self.keys().build();
+            match self.keys_param() {
+                Some(_) if per_item => {
+                    let item = self.fresh_name("item");
+                    quote!({ let __cache_elem = &#item; #build })
+                }
+                _ => build,
+            }
+        };
+        let value = self.fresh_name("value");
+        let mut items = Vec::new();
+
+        let cell_name = self.item_name(Op::Cell);
+        let cell_init = self.cell_init();
+        items.push(quote! {
+            #[doc(hidden)]
+            #[allow(dead_code)]
+            fn #cell_name() -> &'static #rt::__private::MemoCell {
+                #cell_init
+            }
+        });
+
+        let s = sig(
+            Op::Key,
+            quote!(#rt::__private::Result<::std::string::String>),
+            None,
+        );
+        let doc = self.doc(if per_item {
+            "The cache key of one key of {f} (with the other arguments)."
+        } else {
+            "The cache key of {f} for these arguments."
+        });
+        items.push(quote! {
+            #doc
+            #(#cfgs)*
+            #[allow(dead_code, unused_variables)]
+            #vis #s {
+                #rt::__private::key_string(#key)
+            }
+        });
+
+        let cell = self.cell();
+        let s = sig(
+            Op::Get,
+            quote!(#rt::__private::Result<::core::option::Option<#stored>>),
+            None,
+        );
+        let doc = self.doc(
+            "The cached value of {f} for these arguments, without running it (`None`: not cached).",
+        );
+        items.push(quote! {
+            #doc
+            #(#cfgs)*
+            #[allow(dead_code, unused_variables)]
+            #vis #s {
+                #rt::__private::get(#cell, &#key)
+            }
+        });
+
+        let ttl = self.ttl();
+        let s = sig(
+            Op::Set,
+            quote!(#rt::__private::Result<()>),
+            Some(quote!(#value: &#stored)),
+        );
+        let doc = self.doc(
+            "Stores `value` as the result of {f} for these arguments, with the function's TTL.",
+        );
+        items.push(quote! {
+            #doc
+            #(#cfgs)*
+            #[allow(dead_code, unused_variables)]
+            #vis #s {
+                #rt::__private::set(#cell, &#key, #value, #ttl)
+            }
+        });
+
+        let s = sig(Op::Invalidate, quote!(#rt::__private::Result<bool>), None);
+        let doc = self
+            .doc("Deletes the cached result of {f} for these arguments; true if there was one.");
+        items.push(quote! {
+            #doc
+            #(#cfgs)*
+            #[allow(dead_code, unused_variables)]
+            #vis #s {
+                #rt::__private::invalidate(#cell, &#key)
+            }
+        });
+
+        let s = self.companion_signature(Op::Refresh, ret.clone(), None);
+        let doc = self.doc("Runs {f} uncached, stores its result (failing open) and returns it.");
+        let refresh_body = self.refresh_body();
+        items.push(quote! {
+            #doc
+            #(#cfgs)*
+            #[allow(dead_code)]
+            #vis #s {
+                #refresh_body
+            }
+        });
+
+        let name = self.item_name(Op::Cache);
+        let doc = self.doc("The cache {f} uses (its alias's current instance, or its own).");
+        items.push(quote! {
+            #doc
+            #(#cfgs)*
+            #[allow(dead_code)]
+            #vis fn #name() -> #rt::__private::Result<#rt::__private::Cache> {
+                #cell.cache()
+            }
+        });
+
+        items.push(self.uncached_fn());
+        items
+    }
+
+    fn cell_init(&self) -> TokenStream {
+        let rt = &self.rt;
+        let namespace = self.args.namespace.as_ref().map(|a| &a.value);
+        let serializer = self.args.serializer.as_ref().map(|a| &a.value);
+        let plugins = self.args.plugins.as_ref().map(|a| &a.value);
+        let setup = if namespace.is_some() || serializer.is_some() || plugins.is_some() {
+            let namespace = match namespace {
+                Some(ns) => quote!(::core::option::Option::Some(::core::convert::Into::into(#ns))),
+                None => quote!(::core::option::Option::None),
+            };
+            let serializer = match serializer {
+                Some(s) => quote!(::core::option::Option::Some(#rt::__private::serializer(#s))),
+                None => quote!(::core::option::Option::None),
+            };
+            let plugins = match plugins {
+                Some(list) => {
+                    quote!(::core::option::Option::Some(
+                        ::std::vec![#(#rt::__private::plugin(#list)),*]
+                    ))
+                }
+                None => quote!(::core::option::Option::None),
+            };
+            Some(quote! {
+                fn __cache_setup(
+                    __cache: &#rt::__private::Cache,
+                ) -> #rt::__private::Result<#rt::__private::Cache> {
+                    #rt::__private::derive(__cache, #namespace, #serializer, #plugins)
+                }
+            })
+        } else {
+            None
+        };
+        let setup_arg = if setup.is_some() {
+            quote!(::core::option::Option::Some(__cache_setup))
+        } else {
+            quote!(::core::option::Option::None)
+        };
+        let source = match (&self.args.cache, &self.args.alias) {
+            (Some(url), _) => {
+                let url = &url.value;
+                quote!(#rt::__private::MemoCell::url(#url, #setup_arg))
+            }
+            (None, Some(alias)) => {
+                let alias = &alias.value;
+                quote!(#rt::__private::MemoCell::alias(#alias, #setup_arg))
+            }
+            (None, None) => quote!(#rt::__private::MemoCell::alias("default", #setup_arg)),
+        };
+        quote! {
+            #setup
+            static __CACHE_CELL: #rt::__private::MemoCell = #source;
+            &__CACHE_CELL
+        }
+    }
+
+    fn refresh_body(&self) -> TokenStream {
+        let rt = &self.rt;
+        let cell = self.cell();
+        let label = self.label();
+        if self.kind == Kind::MultiCached {
+            let prelude = self.multi_prelude();
+            let fill = self.multi_fill();
+            let ret = self.func.ret.ty();
+            return quote! {
+                #prelude
+                let mut __cache_out: #ret = ::core::default::Default::default();
+                let __cache_missing_at: ::std::vec::Vec<usize> = (0..__cache_elems.len()).collect();
+                #fill
+            };
+        }
+        let key = self.keys().build();
+        let call = self.call_uncached(None);
+        let stored = self.stored_of(quote!(&__cache_result));
+        let ttl = self.ttl();
+        quote! {
+            let __cache_cell = #cell;
+            let __cache_key = #key;
+            let __cache_result = #call;
+            if let ::core::option::Option::Some(__cache_value) = #stored {
+                #rt::__private::store(__cache_cell, #label, &__cache_key, __cache_value, #ttl);
+            }
+            __cache_result
+        }
+    }
+
+    fn uncached_fn(&self) -> TokenStream {
+        let mut sig = self.func.item.sig.clone();
+        sig.ident = self.item_name(Op::Uncached);
+        let vis = &self.func.item.vis;
+        let block = &self.func.item.block;
+        let attrs = self.lint_attrs(true);
+        let doc = self.doc("The body of {f}, run without the cache.");
+        quote! {
+            #doc
+            #(#attrs)*
+            #[allow(dead_code)]
+            #vis #sig #block
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Key-expression code generation: statements that write one call's key into `__cache_key` (a `KeyBuf`).
+//!
+//! The default key is `{path}({arg},{arg},..)`: the function's path (`module::fn`, or `Type::method` with the
+//! type as `std::any::type_name` prints it), `::<T,..>` for generic functions, then every argument in the key as
+//! JSON. `key = expr` and `key_builder = f` replace it whole.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::GenericParam;
+
+use crate::ast::Func;
+use crate::attr::{Args, Kind};
+
+/// What the key is built from.
+pub struct KeyGen<'a> {
+    pub rt: &'a TokenStream,
+    pub args: &'a Args,
+    pub func: &'a Func,
+    pub kind: Kind,
+}
+
+impl KeyGen<'_> {
+    fn skipped(&self, name: &syn::Ident) -> bool {
+        self.args
+            .skip
+            .as_ref()
+            .is_some_and(|s| s.value.iter().any(|n| n == name))
+    }
+
+    fn is_keys_param(&self, name: &syn::Ident) -> bool {
+        self.kind == Kind::MultiCached
+            && self
+                .args
+                .keys_from_attr
+                .as_ref()
+                .is_some_and(|a| name == &a.value.value())
+    }
+
+    fn self_in_key(&self) -> bool {
+        self.func.receiver().is_some() && self.args.noself.is_none()
+    }
+
+    /// A `&'static str` expression: the function's path for keys.
+    fn path(&self) -> TokenStream {
+        let name = self.func.name().to_string();
+        if self.func.in_impl {
+            let tail = format!("::{name}");
+            quote! {
+                __cache_key.push(::core::any::type_name::<Self>());
+                __cache_key.push(#tail);
+            }
+        } else {
+            quote! {
+                __cache_key.push(::core::concat!(::core::module_path!(), "::", #name));
+            }
+        }
+    }
+
+    fn generic_args(&self) -> TokenStream {
+        let params = self.func.type_and_const_params();
+        if params.is_empty() {
+            return TokenStream::new();
+        }
+        let writes = params.iter().enumerate().map(|(i, param)| {
+            let sep = (i > 0).then(|| quote!(__cache_key.push(",");));
+            match param {
+                GenericParam::Type(t) => {
+                    let ident = &t.ident;
+                    quote!(#sep __cache_key.push(::core::any::type_name::<#ident>());)
+                }
+                GenericParam::Const(c) => {
+                    let ident = &c.ident;
+                    quote!(#sep __cache_key.custom(&#ident);)
+                }
+                GenericParam::Lifetime(_) => TokenStream::new(),
+            }
+        });
+        quote! {
+            __cache_key.push("::<");
+            #(#writes)*
+            __cache_key.push(">");
+        }
+    }
+
+    /// Statements writing the key of one call (the collection parameter of `multi_cached` replaced by the
+    /// element `__cache_elem: &K`).
+    pub fn write(&self) -> TokenStream {
+        if let Some(key) = &self.args.key {
+            let expr = &key.value;
+            return quote_spanned!(expr.span()=> __cache_key.custom(&(#expr));).into_token_stream();
+        }
+        if let Some(builder) = &self.args.key_builder {
+            let f = &builder.value;
+            if self.kind == Kind::MultiCached {
+                return quote_spanned!(f.span()=> __cache_key.custom(&(#f)(__cache_elem));)
+                    .into_token_stream();
+            }
+            let receiver = self.self_in_key().then(|| quote!(&self,));
+            let params = self
+                .func
+                .params
+                .iter()
+                .filter(|p| !self.skipped(&p.binding))
+                .map(|p| &p.binding);
+            return quote_spanned!(f.span()=> __cache_key.custom(&(#f)(#receiver #(&#params),*));)
+                .into_token_stream();
+        }
+        let path = self.path();
+        let generics = self.generic_args();
+        let receiver = self
+            .func
+            .receiver()
+            .filter(|_| self.self_in_key())
+            .map(|r| quote_spanned!(r.span()=> __cache_key.arg(&self);));
+        let params = self
+            .func
+            .params
+            .iter()
+            .filter(|p| !self.skipped(&p.binding))
+            .map(|p| {
+                if self.is_keys_param(&p.binding) {
+                    quote!(__cache_key.arg(__cache_elem);)
+                } else {
+                    let binding = &p.binding;
+                    quote_spanned!(p.span()=> __cache_key.arg(&#binding);)
+                }
+            });
+        quote! {
+            #path
+            #generics
+            __cache_key.open();
+            #receiver
+            #(#params)*
+            __cache_key.close();
+        }
+    }
+
+    /// A block evaluating to the `KeyBuf` of one call.
+    pub fn build(&self) -> TokenStream {
+        let rt = self.rt;
+        let write = self.write();
+        quote! {{
+            let mut __cache_key = #rt::__private::KeyBuf::take();
+            #write
+            __cache_key
+        }}
+    }
+}

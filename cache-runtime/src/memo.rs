@@ -1,0 +1,696 @@
+//! Runtime support of `#[cached]`, `#[multi_cached]` and `#[cached_stampede]`: reached by generated code through
+//! `cache_runtime::__private`, never named by users.
+//!
+//! - [`MemoCell`]: where a decorated function's cache comes from (an alias, followed across `set_config`, or an
+//!   instance owned by the function), resolved with one atomic load per call.
+//! - [`KeyBuf`]: the default key, `{path}({arg},{arg},..)` with every argument in JSON, built into a per-thread
+//!   buffer that is taken out and put back, so a hit allocates nothing and recursion stays safe.
+//! - Fail-open lookups and stores: a cache error is logged through `tracing` and treated as a miss.
+//! - [`stampede`]: an in-process single flight per key, plus a [`RedLock`] on the cache across processes.
+//! - [`KeyCollection`] and [`MemoMap`]: the collections and maps `#[multi_cached]` works with.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Display;
+use std::hash::{BuildHasher, Hash};
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use once_cell::sync::{Lazy, OnceCell};
+use parking_lot::{Condvar, Mutex};
+
+use crate::cache::{Cache, Cacheable};
+use crate::caches::{self, AliasCell};
+use crate::error::{Error, Result};
+use crate::lock::RedLock;
+use crate::plugin::Plugin;
+use crate::serializer::Serializer;
+use crate::ttl::Ttl;
+
+/// Turns an alias's instance into the function's own (namespace, serializer or plugins overridden).
+pub type Setup = fn(&Cache) -> Result<Cache>;
+
+struct Derived {
+    generation: u64,
+    cache: Cache,
+}
+
+/// The cache of one decorated function, kept in a `static`.
+///
+/// - An alias without overrides resolves through [`AliasCell`]: one atomic load of the table generation and one
+///   lock-free read per call, and a later `caches::set_config` is picked up on the next call.
+/// - An alias with overrides keeps the derived instance per table generation the same way.
+/// - A URL (`cache = "redis://.."`) builds an instance owned by the function on first use; a URL that does not
+///   build is an error on every call (logged, the function runs uncached).
+pub struct MemoCell {
+    alias: AliasCell,
+    url: Option<&'static str>,
+    setup: Option<Setup>,
+    derived: ArcSwapOption<Derived>,
+    owned: OnceCell<std::result::Result<Cache, String>>,
+}
+
+impl MemoCell {
+    /// The function's cache is the alias's instance, changed by `setup` when given.
+    pub const fn alias(alias: &'static str, setup: Option<Setup>) -> Self {
+        MemoCell {
+            alias: AliasCell::new(alias),
+            url: None,
+            setup,
+            derived: ArcSwapOption::const_empty(),
+            owned: OnceCell::new(),
+        }
+    }
+
+    /// The function owns an instance built from `url`, changed by `setup` when given.
+    pub const fn url(url: &'static str, setup: Option<Setup>) -> Self {
+        MemoCell {
+            alias: AliasCell::new("default"),
+            url: Some(url),
+            setup,
+            derived: ArcSwapOption::const_empty(),
+            owned: OnceCell::new(),
+        }
+    }
+
+    /// Calls `f` with the function's current cache, or the error resolving it.
+    #[inline]
+    pub fn with<R>(&self, f: impl FnOnce(Result<&Cache>) -> R) -> R {
+        if let Some(url) = self.url {
+            return match self.owned.get_or_init(|| self.build_owned(url)) {
+                Ok(cache) => f(Ok(cache)),
+                Err(message) => f(Err(Error::Config(message.clone()))),
+            };
+        }
+        match self.setup {
+            None => self.alias.with(f),
+            Some(setup) => self.with_derived(setup, f),
+        }
+    }
+
+    fn build_owned(&self, url: &str) -> std::result::Result<Cache, String> {
+        let cache = Cache::from_url(url).map_err(|e| e.to_string())?;
+        match self.setup {
+            Some(setup) => setup(&cache).map_err(|e| e.to_string()),
+            None => Ok(cache),
+        }
+    }
+
+    #[inline]
+    fn with_derived<R>(&self, setup: Setup, f: impl FnOnce(Result<&Cache>) -> R) -> R {
+        let generation = caches::generation();
+        {
+            let guard = self.derived.load();
+            if let Some(derived) = guard.as_ref() {
+                if derived.generation == generation {
+                    return f(Ok(&derived.cache));
+                }
+            }
+        }
+        match caches::get(self.alias.alias()).and_then(|cache| setup(&cache)) {
+            Ok(cache) => {
+                let derived = Arc::new(Derived { generation, cache });
+                self.derived.store(Some(derived.clone()));
+                f(Ok(&derived.cache))
+            }
+            Err(e) => f(Err(e)),
+        }
+    }
+
+    /// The function's cache (a clone of the handle).
+    pub fn cache(&self) -> Result<Cache> {
+        self.with(|cache| cache.cloned())
+    }
+}
+
+/// The instance a function uses when it overrides the alias's namespace, serializer or plugins.
+pub fn derive(
+    cache: &Cache,
+    namespace: Option<Arc<str>>,
+    serializer: Option<Arc<dyn Serializer>>,
+    plugins: Option<Vec<Arc<dyn Plugin>>>,
+) -> Result<Cache> {
+    let cache = match (serializer, plugins) {
+        (None, None) => cache.clone(),
+        (serializer, plugins) => cache.derive(serializer, plugins)?,
+    };
+    Ok(match namespace {
+        Some(namespace) => cache.with_namespace(namespace),
+        None => cache,
+    })
+}
+
+/// Shares a serializer given to `serializer = ..`.
+pub fn serializer(serializer: impl Serializer) -> Arc<dyn Serializer> {
+    Arc::new(serializer)
+}
+
+/// Shares a plugin given to `plugins = [..]`.
+pub fn plugin(plugin: impl Plugin) -> Arc<dyn Plugin> {
+    Arc::new(plugin)
+}
+
+/// The TTL of `ttl = <float>` or `lease = <float>`.
+pub fn secs_f64(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+}
+
+/// `ttl = <Duration or Ttl expression>`.
+pub fn ttl(ttl: impl Into<Ttl>) -> Ttl {
+    ttl.into()
+}
+
+/// `lease = <Duration expression>`.
+pub fn lease(lease: impl Into<Duration>) -> Duration {
+    lease.into()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Keys
+
+thread_local! {
+    /// The key buffer of the last call on this thread, kept for the next one.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// What can be part of a default key: anything `serde::Serialize`, written as JSON.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be part of the default cache key: it does not implement `serde::Serialize`",
+    label = "this argument is part of the default cache key",
+    note = "leave the argument out of the key with `skip(..)` (or `noself` for `self`), or give the key yourself \
+            with `key = ..` or `key_builder = ..`"
+)]
+pub trait KeyArg {
+    /// Appends the JSON text of `self`.
+    fn write_key(&self, out: &mut Vec<u8>) -> serde_json::Result<()>;
+}
+
+impl<T: serde::Serialize + ?Sized> KeyArg for T {
+    #[inline]
+    fn write_key(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, self)
+    }
+}
+
+/// A key under construction, in a buffer borrowed from the current thread and given back on drop.
+///
+/// Recursion is safe: a nested call finds the thread's spare buffer taken and starts an empty one.
+pub struct KeyBuf {
+    buf: Vec<u8>,
+    args: usize,
+    error: Option<String>,
+}
+
+impl KeyBuf {
+    /// An empty key.
+    #[inline]
+    pub fn take() -> KeyBuf {
+        let mut buf = SPARE.try_with(Cell::take).unwrap_or_default();
+        buf.clear();
+        KeyBuf {
+            buf,
+            args: 0,
+            error: None,
+        }
+    }
+
+    /// Appends text as it is.
+    #[inline]
+    pub fn push(&mut self, text: &str) {
+        self.buf.extend_from_slice(text.as_bytes());
+    }
+
+    /// Starts the argument list.
+    #[inline]
+    pub fn open(&mut self) {
+        self.buf.push(b'(');
+    }
+
+    /// Ends the argument list.
+    #[inline]
+    pub fn close(&mut self) {
+        self.buf.push(b')');
+    }
+
+    /// Appends a separator-prefixed type argument (`::<A,B>` is written by the caller around these).
+    #[inline]
+    pub fn type_arg(&mut self, first: bool, name: &str) {
+        if !first {
+            self.buf.push(b',');
+        }
+        self.buf.extend_from_slice(name.as_bytes());
+    }
+
+    /// Appends one argument as JSON, comma-separated from the previous one.
+    #[inline]
+    pub fn arg<T: KeyArg + ?Sized>(&mut self, value: &T) {
+        if self.args > 0 {
+            self.buf.push(b',');
+        }
+        self.args += 1;
+        if let Err(e) = value.write_key(&mut self.buf) {
+            self.fail(e.to_string());
+        }
+    }
+
+    /// Appends a key given with `key = ..` or made by `key_builder = ..`.
+    #[inline]
+    pub fn custom<T: Display + ?Sized>(&mut self, key: &T) {
+        if let Err(e) = write!(self.buf, "{key}") {
+            self.fail(e.to_string());
+        }
+    }
+
+    #[cold]
+    fn fail(&mut self, message: String) {
+        self.error.get_or_insert(message);
+    }
+
+    /// The key, or why it could not be built.
+    #[inline]
+    pub fn as_str(&self) -> Result<&str> {
+        if let Some(message) = &self.error {
+            return Err(Error::serialize(
+                "json",
+                format!("cannot build the cache key: {message}"),
+            ));
+        }
+        std::str::from_utf8(&self.buf).map_err(|e| Error::serialize("json", e))
+    }
+
+    /// The key as an owned string.
+    pub fn into_string(self) -> Result<String> {
+        self.as_str().map(str::to_owned)
+    }
+}
+
+impl Drop for KeyBuf {
+    #[inline]
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        let _ = SPARE.try_with(|spare| spare.set(buf));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fail-open lookups and stores
+
+#[cold]
+#[inline(never)]
+fn log_error(function: &str, action: &str, error: &Error) {
+    if matches!(error, Error::Deserialize { .. }) {
+        tracing::warn!(
+            function,
+            action,
+            %error,
+            "cached value does not decode; treated as a miss and rewritten"
+        );
+    } else {
+        tracing::warn!(function, action, %error, "cache unavailable; the function runs uncached");
+    }
+}
+
+/// The cached value for `key`, or `None` on a miss or any cache error (logged).
+#[inline]
+pub fn lookup<T: Cacheable>(cell: &MemoCell, function: &str, key: &KeyBuf) -> Option<T> {
+    let key = match key.as_str() {
+        Ok(key) => key,
+        Err(e) => {
+            log_error(function, "key", &e);
+            return None;
+        }
+    };
+    cell.with(|cache| match cache.and_then(|cache| cache.get::<T>(key)) {
+        Ok(found) => found,
+        Err(e) => {
+            log_error(function, "get", &e);
+            None
+        }
+    })
+}
+
+/// Stores `value` under `key`; a cache error is logged and otherwise ignored.
+#[inline]
+pub fn store<T: Cacheable>(cell: &MemoCell, function: &str, key: &KeyBuf, value: &T, ttl: Ttl) {
+    let Ok(key) = key.as_str() else {
+        return; // already logged by the lookup
+    };
+    cell.with(|cache| {
+        if let Err(e) = cache.and_then(|cache| cache.set(key, value, ttl)) {
+            log_error(function, "set", &e);
+        }
+    });
+}
+
+/// The stored part of a `Result` return: only `Ok` values are cached.
+pub trait ResultParts {
+    /// The `Ok` type.
+    type Ok;
+    /// The `Ok` value, if any.
+    fn ok_part(&self) -> Option<&Self::Ok>;
+}
+
+impl<T, E> ResultParts for std::result::Result<T, E> {
+    type Ok = T;
+    #[inline]
+    fn ok_part(&self) -> Option<&T> {
+        self.as_ref().ok()
+    }
+}
+
+// Companion API: errors are returned, not swallowed.
+
+/// The key as a string (companion `key`).
+pub fn key_string(key: KeyBuf) -> Result<String> {
+    key.into_string()
+}
+
+/// Reads without running the function (companion `get`).
+pub fn get<T: Cacheable>(cell: &MemoCell, key: &KeyBuf) -> Result<Option<T>> {
+    let key = key.as_str()?;
+    cell.with(|cache| cache?.get::<T>(key))
+}
+
+/// Writes a value for the arguments (companion `set`).
+pub fn set<T: Cacheable>(cell: &MemoCell, key: &KeyBuf, value: &T, ttl: Ttl) -> Result<()> {
+    let key = key.as_str()?;
+    cell.with(|cache| cache?.set(key, value, ttl))
+}
+
+/// Deletes the entry of the arguments (companion `invalidate`); true if there was one.
+pub fn invalidate(cell: &MemoCell, key: &KeyBuf) -> Result<bool> {
+    let key = key.as_str()?;
+    cell.with(|cache| cache?.delete(key).map(|n| n > 0))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Stampede protection
+
+/// How a [`stampede`] call got its value.
+pub enum Flight<R, T> {
+    /// This call ran the function.
+    Ran(R),
+    /// Another call (in this process or another) computed the value.
+    Joined(T),
+}
+
+#[derive(Default)]
+struct Slot {
+    done: Mutex<Option<Option<Arc<dyn std::any::Any + Send + Sync>>>>,
+    ready: Condvar,
+}
+
+type FlightKey = (usize, Box<str>);
+
+static FLIGHTS: Lazy<Mutex<HashMap<FlightKey, Arc<Slot>>>> = Lazy::new(Default::default);
+
+/// Completes a flight when dropped, also when the function panics, so waiters never hang.
+struct Leader {
+    key: FlightKey,
+    slot: Arc<Slot>,
+    value: Option<Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        FLIGHTS.lock().remove(&self.key);
+        *self.slot.done.lock() = Some(self.value.take());
+        self.slot.ready.notify_all();
+    }
+}
+
+/// Runs `run` once for concurrent misses of `key`: callers in this process wait for the one that runs it, and
+/// across processes the runner holds a [`RedLock`] on the key (held at most `lease`) while others wait for it
+/// and re-read the cache. No lock is held while `run` runs except that distributed lease.
+///
+/// `stored` picks the value to cache from the result (`None`: an error or `skip_cache_func` said no); waiters
+/// of a run that stored nothing try again themselves.
+pub fn stampede<T: Cacheable, R>(
+    cell: &MemoCell,
+    function: &str,
+    key: &KeyBuf,
+    lease: Duration,
+    ttl: Ttl,
+    run: impl FnOnce() -> R,
+    stored: impl FnOnce(&R) -> Option<&T>,
+) -> Flight<R, T> {
+    let Ok(text) = key.as_str() else {
+        return Flight::Ran(run());
+    };
+    let flight_key: FlightKey = (std::ptr::from_ref(cell) as usize, text.into());
+    let mut leader = loop {
+        let slot = {
+            let mut flights = FLIGHTS.lock();
+            match flights.get(&flight_key) {
+                Some(slot) => slot.clone(),
+                None => {
+                    let slot = Arc::new(Slot::default());
+                    flights.insert(flight_key.clone(), slot.clone());
+                    break Leader {
+                        key: flight_key,
+                        slot,
+                        value: None,
+                    };
+                }
+            }
+        };
+        let mut done = slot.done.lock();
+        while done.is_none() {
+            slot.ready.wait(&mut done);
+        }
+        if let Some(Some(value)) = done.as_ref() {
+            if let Some(value) = value.downcast_ref::<T>() {
+                return Flight::Joined(value.clone());
+            }
+        }
+        // The leader stored nothing (error, panic or skip): the value may still have been cached meanwhile.
+        drop(done);
+        if let Some(value) = lookup::<T>(cell, function, key) {
+            return Flight::Joined(value);
+        }
+    };
+    // Another leader may have finished between our miss and our registration.
+    if let Some(value) = lookup::<T>(cell, function, key) {
+        leader.value = Some(Arc::new(value.clone()));
+        return Flight::Joined(value);
+    }
+    let lock = cell.with(|cache| cache.and_then(|cache| RedLock::new(cache, text, lease)));
+    let lock = match lock {
+        Ok(lock) => Some(lock),
+        Err(e) => {
+            log_error(function, "lock", &e);
+            None
+        }
+    };
+    let guard = match &lock {
+        Some(lock) => match lock.acquire(lease) {
+            Ok(Some(guard)) => Some(guard),
+            Ok(None) => {
+                // Another process held the lock for the whole lease: take its value if it stored one.
+                if let Some(value) = lookup::<T>(cell, function, key) {
+                    leader.value = Some(Arc::new(value.clone()));
+                    return Flight::Joined(value);
+                }
+                None
+            }
+            Err(e) => {
+                log_error(function, "lock", &e);
+                None
+            }
+        },
+        None => None,
+    };
+    if guard.is_some() {
+        // Another process may have stored the value while we waited for its lock.
+        if let Some(value) = lookup::<T>(cell, function, key) {
+            leader.value = Some(Arc::new(value.clone()));
+            return Flight::Joined(value);
+        }
+    }
+    let result = run();
+    if let Some(value) = stored(&result) {
+        store(cell, function, key, value, ttl);
+        leader.value = Some(Arc::new(value.clone()));
+    }
+    drop(guard);
+    drop(leader);
+    Flight::Ran(result)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// multi_cached
+
+/// A collection of keys `#[multi_cached(keys_from_attr = ..)]` can take: `Vec`, `HashSet`, `BTreeSet`, slices.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a collection of keys `multi_cached` can split",
+    note = "use a `Vec<K>`, `HashSet<K>`, `BTreeSet<K>` or `&[K]`"
+)]
+pub trait KeyCollection {
+    /// The key type.
+    type Elem: Clone;
+    /// The owned collection a subset is built into (`Vec<K>` for a slice).
+    type Owned: FromIterator<Self::Elem>;
+    /// The elements in iteration order.
+    fn memo_elems(&self) -> Vec<&Self::Elem>;
+}
+
+impl<K: Clone> KeyCollection for [K] {
+    type Elem = K;
+    type Owned = Vec<K>;
+    fn memo_elems(&self) -> Vec<&K> {
+        self.iter().collect()
+    }
+}
+
+impl<K: Clone> KeyCollection for Vec<K> {
+    type Elem = K;
+    type Owned = Vec<K>;
+    fn memo_elems(&self) -> Vec<&K> {
+        self.iter().collect()
+    }
+}
+
+impl<K: Clone + Eq + Hash, S: BuildHasher + Default> KeyCollection for HashSet<K, S> {
+    type Elem = K;
+    type Owned = HashSet<K, S>;
+    fn memo_elems(&self) -> Vec<&K> {
+        self.iter().collect()
+    }
+}
+
+impl<K: Clone + Ord> KeyCollection for BTreeSet<K> {
+    type Elem = K;
+    type Owned = BTreeSet<K>;
+    fn memo_elems(&self) -> Vec<&K> {
+        self.iter().collect()
+    }
+}
+
+/// A map a `#[multi_cached]` function returns: `HashMap` or `BTreeMap` from keys to values.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a map `multi_cached` can merge",
+    note = "return a `HashMap<K, V>` or `BTreeMap<K, V>`"
+)]
+pub trait MemoMap:
+    Default + IntoIterator<Item = (<Self as MemoMap>::Key, <Self as MemoMap>::Value)>
+{
+    /// The key type.
+    type Key;
+    /// The value type (what is cached per key).
+    type Value;
+    /// The value of `key`, if present.
+    fn memo_get(&self, key: &Self::Key) -> Option<&Self::Value>;
+    /// Inserts a value.
+    fn memo_insert(&mut self, key: Self::Key, value: Self::Value);
+}
+
+impl<K: Eq + Hash, V, S: BuildHasher + Default> MemoMap for HashMap<K, V, S> {
+    type Key = K;
+    type Value = V;
+    fn memo_get(&self, key: &K) -> Option<&V> {
+        self.get(key)
+    }
+    fn memo_insert(&mut self, key: K, value: V) {
+        self.insert(key, value);
+    }
+}
+
+impl<K: Ord, V> MemoMap for BTreeMap<K, V> {
+    type Key = K;
+    type Value = V;
+    fn memo_get(&self, key: &K) -> Option<&V> {
+        self.get(key)
+    }
+    fn memo_insert(&mut self, key: K, value: V) {
+        self.insert(key, value);
+    }
+}
+
+/// One `multi_get` of every key; a cache error (logged) or a key that did not build counts as a miss.
+pub fn multi_lookup<V: Cacheable>(
+    cell: &MemoCell,
+    function: &str,
+    keys: &[KeyBuf],
+) -> Vec<Option<V>> {
+    let texts: Vec<Option<&str>> = keys.iter().map(|k| k.as_str().ok()).collect();
+    if let Some(Err(e)) = keys.iter().map(KeyBuf::as_str).find(Result::is_err) {
+        log_error(function, "key", &e);
+    }
+    let valid: Vec<&str> = texts.iter().flatten().copied().collect();
+    if valid.is_empty() {
+        return texts.iter().map(|_| None).collect();
+    }
+    let found = cell.with(|cache| cache.and_then(|cache| cache.multi_get::<V, _>(&valid)));
+    let mut found = match found {
+        Ok(found) => found.into_iter(),
+        Err(e) => {
+            log_error(function, "multi_get", &e);
+            return texts.iter().map(|_| None).collect();
+        }
+    };
+    texts
+        .iter()
+        .map(|text| text.and_then(|_| found.next().flatten()))
+        .collect()
+}
+
+/// One `multi_set` of the computed values; a cache error is logged and otherwise ignored.
+pub fn multi_store<V: Cacheable>(
+    cell: &MemoCell,
+    function: &str,
+    pairs: &[(&KeyBuf, V)],
+    ttl: Ttl,
+) {
+    let pairs: Vec<(&str, V)> = pairs
+        .iter()
+        .filter_map(|(key, value)| key.as_str().ok().map(|key| (key, value.clone())))
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    cell.with(|cache| {
+        if let Err(e) = cache.and_then(|cache| cache.multi_set(&pairs, ttl)) {
+            log_error(function, "multi_set", &e);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_json_arguments_in_parentheses() {
+        let mut key = KeyBuf::take();
+        key.push("app::f");
+        key.open();
+        key.arg("a,b");
+        key.arg(&7u64);
+        key.arg(&Some(vec![1, 2]));
+        key.close();
+        assert_eq!(key.as_str().unwrap(), r#"app::f("a,b",7,[1,2])"#);
+    }
+
+    #[test]
+    fn nested_keys_use_their_own_buffer() {
+        let mut outer = KeyBuf::take();
+        outer.push("outer");
+        {
+            let mut inner = KeyBuf::take();
+            inner.push("inner");
+            assert_eq!(inner.as_str().unwrap(), "inner");
+        }
+        assert_eq!(outer.as_str().unwrap(), "outer");
+    }
+
+    #[test]
+    fn unserializable_arguments_fail_the_key() {
+        let mut key = KeyBuf::take();
+        let mut map = HashMap::new();
+        map.insert(vec![1u8], 1u8); // JSON object keys must be strings
+        key.arg(&map);
+        assert!(key.as_str().is_err());
+    }
+}
