@@ -198,9 +198,12 @@ impl DiskBackendBuilder {
 /// The alias-config spec: `path` (required; `disk:///var/cache/app` gives it), `max_entries`, `max_bytes`.
 pub(crate) fn spec() -> BackendSpec {
     fn builder(cfg: &BackendConfig<'_>) -> Result<DiskBackendBuilder> {
-        let path = cfg
-            .str("path")?
-            .ok_or_else(|| cfg.error("path", "the disk backend needs the directory to keep its database in"))?;
+        let path = cfg.str("path")?.ok_or_else(|| {
+            cfg.error(
+                "path",
+                "the disk backend needs the directory to keep its database in",
+            )
+        })?;
         let mut b = DiskBackend::builder(path);
         if let Some(max) = cfg.u64("max_entries")? {
             if max == 0 {
@@ -220,13 +223,21 @@ pub(crate) fn spec() -> BackendSpec {
         Ok(b)
     }
     BackendSpec::new(&["path", "max_entries", "max_bytes"], |cfg| {
-        Ok(Arc::new(builder(cfg)?.build().map_err(|e| cfg.error("path", e))?))
+        Ok(Arc::new(
+            builder(cfg)?.build().map_err(|e| cfg.error("path", e))?,
+        ))
     })
     .with_check(|cfg| builder(cfg).map(drop))
 }
 
 fn open_error(dir: &Path, message: impl std::fmt::Display) -> Error {
-    Error::backend(NAME, format!("cannot open the disk cache in `{}`: {message}", dir.display()))
+    Error::backend(
+        NAME,
+        format!(
+            "cannot open the disk cache in `{}`: {message}",
+            dir.display()
+        ),
+    )
 }
 
 impl Store {
@@ -255,7 +266,8 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(&file, flags).map_err(|e| open_error(dir, e))?;
-        conn.busy_timeout(DEFAULT_BUSY).map_err(|e| open_error(dir, e))?;
+        conn.busy_timeout(DEFAULT_BUSY)
+            .map_err(|e| open_error(dir, e))?;
         if writer {
             Self::prepare(&conn).map_err(|e| open_error(dir, e))?;
         }
@@ -268,13 +280,19 @@ impl Store {
     /// Checks the file is ours (or new), then sets WAL mode and creates the schema.
     fn prepare(conn: &Connection) -> std::result::Result<(), String> {
         let sql = |e: rusqlite::Error| e.to_string();
-        let app: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0)).map_err(sql)?;
-        let version: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
+        let app: i32 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .map_err(sql)?;
+        let version: i32 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sql)?;
         let tables: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(sql)?;
         if app != APPLICATION_ID && (app != 0 || tables > 0) {
-            return Err(format!("`{FILE_NAME}` is an SQLite database of another application; refusing to touch it"));
+            return Err(format!(
+                "`{FILE_NAME}` is an SQLite database of another application; refusing to touch it"
+            ));
         }
         if version > FORMAT_VERSION {
             return Err(format!(
@@ -285,11 +303,15 @@ impl Store {
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(sql)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(format!("the file system does not support WAL mode (got `{mode}`)"));
+            return Err(format!(
+                "the file system does not support WAL mode (got `{mode}`)"
+            ));
         }
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
         // A REPLACE deletes the old row; the delete trigger must see it to keep the totals right.
-        conn.pragma_update(None, "recursive_triggers", "ON").map_err(sql)?;
+        conn.pragma_update(None, "recursive_triggers", "ON")
+            .map_err(sql)?;
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {FORMAT_VERSION}; COMMIT;"
         ))
@@ -299,7 +321,10 @@ impl Store {
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
 }
 
 impl DiskBackend {
@@ -363,7 +388,10 @@ impl DiskBackend {
                 timeout: opts.timeout.unwrap_or(DEFAULT_BUSY),
             };
         }
-        Error::backend(NAME, format!("`{command}` on `{}`: {e}", self.store.dir.display()))
+        Error::backend(
+            NAME,
+            format!("`{command}` on `{}`: {e}", self.store.dir.display()),
+        )
     }
 
     fn check_size(&self, key: &str, value: &[u8]) -> Result<i64> {
@@ -426,7 +454,8 @@ impl DiskBackend {
             .map_err(|e| self.sql_error(command, opts, e))?;
         let now = self.now();
         let out = f(&tx, now)?;
-        self.maintain(&tx, now).map_err(|e| self.sql_error(command, opts, e))?;
+        self.maintain(&tx, now)
+            .map_err(|e| self.sql_error(command, opts, e))?;
         tx.commit().map_err(|e| self.sql_error(command, opts, e))?;
         Ok(out)
     }
@@ -444,12 +473,16 @@ impl DiskBackend {
         let (count, bytes): (i64, i64) = tx
             .prepare_cached("SELECT count, bytes FROM totals WHERE id = 0")?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let over_entries = self
-            .max_entries
-            .map_or(0, |m| count.saturating_sub(i64::try_from(m).unwrap_or(i64::MAX)).max(0));
-        let over_bytes = self
-            .max_bytes
-            .map_or(0, |m| bytes.saturating_sub(i64::try_from(m).unwrap_or(i64::MAX)).max(0));
+        let over_entries = self.max_entries.map_or(0, |m| {
+            count
+                .saturating_sub(i64::try_from(m).unwrap_or(i64::MAX))
+                .max(0)
+        });
+        let over_bytes = self.max_bytes.map_or(0, |m| {
+            bytes
+                .saturating_sub(i64::try_from(m).unwrap_or(i64::MAX))
+                .max(0)
+        });
         if over_entries == 0 && over_bytes == 0 {
             return Ok(());
         }
@@ -474,14 +507,26 @@ impl DiskBackend {
         Ok(())
     }
 
-    fn put(tx: &rusqlite::Transaction<'_>, key: &str, value: &[u8], expires_at: i64, size: i64) -> rusqlite::Result<()> {
-        tx.prepare_cached("INSERT OR REPLACE INTO entries (key, value, expires_at, size) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![key, value, expires_at, size])?;
+    fn put(
+        tx: &rusqlite::Transaction<'_>,
+        key: &str,
+        value: &[u8],
+        expires_at: i64,
+        size: i64,
+    ) -> rusqlite::Result<()> {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO entries (key, value, expires_at, size) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![key, value, expires_at, size])?;
         Ok(())
     }
 
     /// The live row of `key`: (id, value, expires_at).
-    fn row(conn: &Connection, key: &str, now: i64) -> rusqlite::Result<Option<(i64, Vec<u8>, i64)>> {
+    fn row(
+        conn: &Connection,
+        key: &str,
+        now: i64,
+    ) -> rusqlite::Result<Option<(i64, Vec<u8>, i64)>> {
         let row = conn
             .prepare_cached("SELECT id, value, expires_at FROM entries WHERE key = ?1")?
             .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -504,7 +549,9 @@ impl DiskBackend {
 
     fn bytes<'v>(value: &'v Value) -> Result<&'v [u8]> {
         value.as_bytes().ok_or_else(|| {
-            Error::InvalidInput("the disk backend stores bytes; use a byte serializer such as `json`".into())
+            Error::InvalidInput(
+                "the disk backend stores bytes; use a byte serializer such as `json`".into(),
+            )
         })
     }
 
@@ -565,7 +612,9 @@ impl Backend for DiskBackend {
     fn get(&self, key: &str, opts: &CallOptions) -> Result<Option<Value>> {
         let row = self.read("get", opts, |conn| {
             conn.prepare_cached("SELECT value, expires_at FROM entries WHERE key = ?1")?
-                .query_row([key], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))
+                .query_row([key], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+                })
                 .optional()
         })?;
         match row {
@@ -589,12 +638,18 @@ impl Backend for DiskBackend {
             let tx = conn.transaction()?;
             let mut out = Vec::with_capacity(keys.len());
             {
-                let mut stmt = tx.prepare_cached("SELECT value, expires_at FROM entries WHERE key = ?1")?;
+                let mut stmt =
+                    tx.prepare_cached("SELECT value, expires_at FROM entries WHERE key = ?1")?;
                 for key in keys {
                     let row = stmt
-                        .query_row([key], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))
+                        .query_row([key], |r| {
+                            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+                        })
                         .optional()?;
-                    out.push(row.filter(|(_, at)| Self::live(*at, now)).map(|(v, _)| Value::Bytes(v)));
+                    out.push(
+                        row.filter(|(_, at)| Self::live(*at, now))
+                            .map(|(v, _)| Value::Bytes(v)),
+                    );
                 }
             }
             tx.commit()?;
@@ -602,14 +657,27 @@ impl Backend for DiskBackend {
         })
     }
 
-    fn set(&self, key: &str, value: Value, ttl: Option<Duration>, opts: &CallOptions) -> Result<()> {
+    fn set(
+        &self,
+        key: &str,
+        value: Value,
+        ttl: Option<Duration>,
+        opts: &CallOptions,
+    ) -> Result<()> {
         let data = Self::bytes(&value)?;
         let size = self.check_size(key, data)?;
         let expires_at = self.expires_at(ttl);
-        self.write("set", opts, |tx, _| Ok(Self::put(tx, key, data, expires_at, size)?))
+        self.write("set", opts, |tx, _| {
+            Ok(Self::put(tx, key, data, expires_at, size)?)
+        })
     }
 
-    fn multi_set(&self, entries: Vec<(&str, Value)>, ttl: Option<Duration>, opts: &CallOptions) -> Result<()> {
+    fn multi_set(
+        &self,
+        entries: Vec<(&str, Value)>,
+        ttl: Option<Duration>,
+        opts: &CallOptions,
+    ) -> Result<()> {
         let rows = entries
             .iter()
             .map(|(k, v)| {
@@ -626,7 +694,13 @@ impl Backend for DiskBackend {
         })
     }
 
-    fn add(&self, key: &str, value: Value, ttl: Option<Duration>, opts: &CallOptions) -> Result<bool> {
+    fn add(
+        &self,
+        key: &str,
+        value: Value,
+        ttl: Option<Duration>,
+        opts: &CallOptions,
+    ) -> Result<bool> {
         let data = Self::bytes(&value)?;
         let size = self.check_size(key, data)?;
         let expires_at = self.expires_at(ttl);
@@ -651,24 +725,36 @@ impl Backend for DiskBackend {
 
     /// Atomic (one write transaction). The counter keeps its TTL.
     fn increment(&self, key: &str, delta: i64, opts: &CallOptions) -> Result<i64> {
-        self.write("increment", opts, |tx, now| match Self::row(tx, key, now)? {
-            Some((_, bytes, expires_at)) => {
-                let current: i64 = std::str::from_utf8(&bytes)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| Error::NotAnInteger { key: key.to_string() })?;
-                let new = current
-                    .checked_add(delta)
-                    .ok_or_else(|| Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64")))?;
-                let data = new.to_string();
-                // A REPLACE gives the row a new id: the optimistic-lock version changes with the value.
-                Self::put(tx, key, data.as_bytes(), expires_at, (key.len() + data.len()) as i64)?;
-                Ok(new)
-            }
-            None => {
-                let data = delta.to_string();
-                Self::put(tx, key, data.as_bytes(), 0, (key.len() + data.len()) as i64)?;
-                Ok(delta)
+        self.write("increment", opts, |tx, now| {
+            match Self::row(tx, key, now)? {
+                Some((_, bytes, expires_at)) => {
+                    let current: i64 = std::str::from_utf8(&bytes)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| Error::NotAnInteger {
+                            key: key.to_string(),
+                        })?;
+                    let new = current.checked_add(delta).ok_or_else(|| {
+                        Error::InvalidInput(format!(
+                            "increment of `{key}` by {delta} overflows i64"
+                        ))
+                    })?;
+                    let data = new.to_string();
+                    // A REPLACE gives the row a new id: the optimistic-lock version changes with the value.
+                    Self::put(
+                        tx,
+                        key,
+                        data.as_bytes(),
+                        expires_at,
+                        (key.len() + data.len()) as i64,
+                    )?;
+                    Ok(new)
+                }
+                None => {
+                    let data = delta.to_string();
+                    Self::put(tx, key, data.as_bytes(), 0, (key.len() + data.len()) as i64)?;
+                    Ok(delta)
+                }
             }
         })
     }
@@ -676,7 +762,8 @@ impl Backend for DiskBackend {
     fn delete(&self, key: &str, opts: &CallOptions) -> Result<u64> {
         self.write("delete", opts, |tx, now| {
             let live = Self::row(tx, key, now)?.is_some();
-            tx.prepare_cached("DELETE FROM entries WHERE key = ?1")?.execute([key])?;
+            tx.prepare_cached("DELETE FROM entries WHERE key = ?1")?
+                .execute([key])?;
             Ok(u64::from(live))
         })
     }
@@ -697,7 +784,10 @@ impl Backend for DiskBackend {
         self.write("clear", opts, |tx, _| {
             let deleted = match (prefix, prefix.and_then(prefix_successor)) {
                 (None, _) | (Some(""), _) => tx.execute("DELETE FROM entries", [])?,
-                (Some(p), Some(end)) => tx.execute("DELETE FROM entries WHERE key >= ?1 AND key < ?2", params![p, end])?,
+                (Some(p), Some(end)) => tx.execute(
+                    "DELETE FROM entries WHERE key >= ?1 AND key < ?2",
+                    params![p, end],
+                )?,
                 (Some(p), None) => tx.execute("DELETE FROM entries WHERE key >= ?1", [p])?,
             };
             Ok(deleted as u64)
@@ -716,15 +806,17 @@ impl Backend for DiskBackend {
             };
             match prefix_successor(prefix).filter(|_| !prefix.is_empty()) {
                 Some(end) => {
-                    let mut stmt =
-                        conn.prepare_cached("SELECT key, expires_at FROM entries WHERE key >= ?1 AND key < ?2")?;
+                    let mut stmt = conn.prepare_cached(
+                        "SELECT key, expires_at FROM entries WHERE key >= ?1 AND key < ?2",
+                    )?;
                     let mut rows = stmt.query(params![prefix, end])?;
                     while let Some(r) = rows.next()? {
                         collect(r.get(0)?, r.get(1)?);
                     }
                 }
                 None => {
-                    let mut stmt = conn.prepare_cached("SELECT key, expires_at FROM entries WHERE key >= ?1")?;
+                    let mut stmt =
+                        conn.prepare_cached("SELECT key, expires_at FROM entries WHERE key >= ?1")?;
                     let mut rows = stmt.query([prefix])?;
                     while let Some(r) = rows.next()? {
                         collect(r.get(0)?, r.get(1)?);
@@ -805,12 +897,15 @@ impl Backend for DiskBackend {
     }
 
     fn compare_and_delete(&self, key: &str, expected: &[u8], opts: &CallOptions) -> Result<bool> {
-        self.write("compare_and_delete", opts, |tx, now| match Self::row(tx, key, now)? {
-            Some((id, value, _)) if value == expected => {
-                tx.prepare_cached("DELETE FROM entries WHERE id = ?1")?.execute([id])?;
-                Ok(true)
+        self.write("compare_and_delete", opts, |tx, now| {
+            match Self::row(tx, key, now)? {
+                Some((id, value, _)) if value == expected => {
+                    tx.prepare_cached("DELETE FROM entries WHERE id = ?1")?
+                        .execute([id])?;
+                    Ok(true)
+                }
+                _ => Ok(false),
             }
-            _ => Ok(false),
         })
     }
 }

@@ -168,12 +168,19 @@ impl MemcachedBackendBuilder {
             self.servers
         };
         for addr in &servers {
-            check_addr(addr).map_err(|m| Error::config(format!("memcached server `{addr}`: {m}")))?;
+            check_addr(addr)
+                .map_err(|m| Error::config(format!("memcached server `{addr}`: {m}")))?;
         }
         if self.connect_timeout.is_zero() {
-            return Err(Error::config("memcached `connect_timeout` must be positive"));
+            return Err(Error::config(
+                "memcached `connect_timeout` must be positive",
+            ));
         }
-        let ring = if servers.len() > 1 { build_ring(&servers) } else { Vec::new() };
+        let ring = if servers.len() > 1 {
+            build_ring(&servers)
+        } else {
+            Vec::new()
+        };
         Ok(MemcachedBackend {
             servers: servers
                 .into_iter()
@@ -211,12 +218,19 @@ pub(crate) fn spec() -> BackendSpec {
         let single = cfg.str("endpoint")?.is_some() || cfg.u64("port")?.is_some();
         match cfg.strings("servers")? {
             Some(_) if single => {
-                return Err(cfg.error("servers", "give either `servers` or `endpoint`/`port`, not both"));
+                return Err(cfg.error(
+                    "servers",
+                    "give either `servers` or `endpoint`/`port`, not both",
+                ));
             }
             Some(list) if list.is_empty() => return Err(cfg.error("servers", "the list is empty")),
             Some(list) => {
                 for s in list {
-                    let addr = if s.contains(':') { s.to_string() } else { format!("{s}:11211") };
+                    let addr = if s.contains(':') {
+                        s.to_string()
+                    } else {
+                        format!("{s}:11211")
+                    };
                     check_addr(&addr).map_err(|m| cfg.error("servers", format!("`{s}`: {m}")))?;
                     b = b.server(addr);
                 }
@@ -224,8 +238,13 @@ pub(crate) fn spec() -> BackendSpec {
             None => {
                 let host = cfg.str("endpoint")?.unwrap_or("127.0.0.1");
                 let port = cfg.u64("port")?.unwrap_or(11211);
-                let port = u16::try_from(port).map_err(|_| cfg.error("port", format!("{port} is not a port")))?;
-                let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+                let port = u16::try_from(port)
+                    .map_err(|_| cfg.error("port", format!("{port} is not a port")))?;
+                let addr = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
                 check_addr(&addr).map_err(|m| cfg.error("endpoint", m))?;
                 b = b.server(addr);
             }
@@ -242,10 +261,26 @@ pub(crate) fn spec() -> BackendSpec {
         Ok(b)
     }
     BackendSpec::new(
-        &["endpoint", "port", "servers", "pool_size", "connect_timeout", "dead_retry"],
-        |cfg| Ok(Arc::new(builder(cfg)?.build().map_err(|e| cfg.error("servers", e))?)),
+        &[
+            "endpoint",
+            "port",
+            "servers",
+            "pool_size",
+            "connect_timeout",
+            "dead_retry",
+        ],
+        |cfg| {
+            Ok(Arc::new(
+                builder(cfg)?.build().map_err(|e| cfg.error("servers", e))?,
+            ))
+        },
     )
-    .with_check(|cfg| builder(cfg)?.build().map(drop).map_err(|e| cfg.error("servers", e)))
+    .with_check(|cfg| {
+        builder(cfg)?
+            .build()
+            .map(drop)
+            .map_err(|e| cfg.error("servers", e))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -308,7 +343,9 @@ fn build_ring(servers: &[String]) -> Vec<(u64, usize)> {
     let mut ring: Vec<(u64, usize)> = servers
         .iter()
         .enumerate()
-        .flat_map(|(i, addr)| (0..RING_POINTS).map(move |p| (stable_hash(format!("{addr}-{p}").as_bytes()), i)))
+        .flat_map(|(i, addr)| {
+            (0..RING_POINTS).map(move |p| (stable_hash(format!("{addr}-{p}").as_bytes()), i))
+        })
         .collect();
     ring.sort_unstable();
     ring
@@ -368,12 +405,16 @@ impl Conn {
     /// One reply line without its CRLF.
     fn read_line(&mut self) -> Step<&[u8]> {
         self.line.clear();
-        let n = (&mut self.reader).take(MAX_LINE).read_until(b'\n', &mut self.line)?;
+        let n = (&mut self.reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut self.line)?;
         if n == 0 {
             return Err(protocol_error("the server closed the connection"));
         }
         if !self.line.ends_with(b"\r\n") {
-            return Err(protocol_error("reply line not terminated by CRLF or too long"));
+            return Err(protocol_error(
+                "reply line not terminated by CRLF or too long",
+            ));
         }
         let len = self.line.len() - 2;
         Ok(&self.line[..len])
@@ -391,7 +432,10 @@ impl Conn {
     }
 
     /// Reads `VALUE` blocks up to `END`, handing each to `found`.
-    fn read_values(&mut self, mut found: impl FnMut(&[u8], Vec<u8>, Option<u64>)) -> Step<Reply<()>> {
+    fn read_values(
+        &mut self,
+        mut found: impl FnMut(&[u8], Vec<u8>, Option<u64>),
+    ) -> Step<Reply<()>> {
         loop {
             let line = self.read_line()?;
             if line == b"END" {
@@ -402,7 +446,10 @@ impl Conn {
             }
             let mut parts = line.split(|&b| b == b' ');
             if parts.next() != Some(b"VALUE") {
-                return Err(protocol_error(format!("unexpected reply `{}`", String::from_utf8_lossy(line))));
+                return Err(protocol_error(format!(
+                    "unexpected reply `{}`",
+                    String::from_utf8_lossy(line)
+                )));
             }
             let key = parts.next().unwrap_or_default().to_vec();
             let _flags = parts.next();
@@ -434,7 +481,10 @@ fn parse_num<T: std::str::FromStr>(field: Option<&[u8]>) -> Step<T> {
 }
 
 fn unexpected(line: &[u8]) -> Fault {
-    protocol_error(format!("unexpected reply `{}`", String::from_utf8_lossy(line)))
+    protocol_error(format!(
+        "unexpected reply `{}`",
+        String::from_utf8_lossy(line)
+    ))
 }
 
 /// What the server said went wrong, with the connection still in step.
@@ -471,7 +521,14 @@ enum Stored {
     NotFound,
 }
 
-fn push_store(out: &mut Vec<u8>, verb: &str, key: &str, exptime: i64, data: &[u8], cas: Option<u64>) {
+fn push_store(
+    out: &mut Vec<u8>,
+    verb: &str,
+    key: &str,
+    exptime: i64,
+    data: &[u8],
+    cas: Option<u64>,
+) {
     use std::io::Write as _;
     // Writing into a Vec cannot fail.
     let _ = write!(out, "{verb} {key} 0 {exptime} {}", data.len());
@@ -492,7 +549,9 @@ fn now_millis() -> u64 {
 
 fn bytes_of(value: &Value) -> Result<&[u8]> {
     value.as_bytes().ok_or_else(|| {
-        Error::InvalidInput("the memcached backend stores bytes; use a byte serializer such as `json`".into())
+        Error::InvalidInput(
+            "the memcached backend stores bytes; use a byte serializer such as `json`".into(),
+        )
     })
 }
 
@@ -564,7 +623,8 @@ impl MemcachedBackend {
             None => self.connect_timeout,
         };
         let attempt = || -> io::Result<TcpStream> {
-            let mut last = io::Error::new(io::ErrorKind::NotFound, "the host resolved to no address");
+            let mut last =
+                io::Error::new(io::ErrorKind::NotFound, "the host resolved to no address");
             for addr in server.addr.to_socket_addrs()? {
                 match TcpStream::connect_timeout(&addr, timeout) {
                     Ok(stream) => return Ok(stream),
@@ -589,9 +649,14 @@ impl MemcachedBackend {
             Err(e) => {
                 let retry = u64::try_from(self.dead_retry.as_millis()).unwrap_or(u64::MAX);
                 if retry > 0 {
-                    server.down_until.store(now.saturating_add(retry), Ordering::Relaxed);
+                    server
+                        .down_until
+                        .store(now.saturating_add(retry), Ordering::Relaxed);
                 }
-                Err(Error::backend(NAME, format!("cannot connect to server {}: {e}", server.addr)))
+                Err(Error::backend(
+                    NAME,
+                    format!("cannot connect to server {}: {e}", server.addr),
+                ))
             }
         }
     }
@@ -612,11 +677,22 @@ impl MemcachedBackend {
         }
     }
 
-    fn fault_to_error(&self, idx: usize, command: &'static str, opts: &CallOptions, fault: Fault) -> Error {
+    fn fault_to_error(
+        &self,
+        idx: usize,
+        command: &'static str,
+        opts: &CallOptions,
+        fault: Fault,
+    ) -> Error {
         let Fault::Broken(e) = fault;
         match (e.kind(), opts.timeout) {
-            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(timeout)) => Error::Timeout { command, timeout },
-            _ => Error::backend(NAME, format!("`{command}` on server {}: {e}", self.servers[idx].addr)),
+            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(timeout)) => {
+                Error::Timeout { command, timeout }
+            }
+            _ => Error::backend(
+                NAME,
+                format!("`{command}` on server {}: {e}", self.servers[idx].addr),
+            ),
         }
     }
 
@@ -645,7 +721,10 @@ impl MemcachedBackend {
                 Err(fault) => {
                     drop(conn);
                     let Fault::Broken(e) = &fault;
-                    let timed_out = matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
+                    let timed_out = matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    );
                     if pooled && idempotent && !timed_out {
                         // The other idle connections are likely just as dead.
                         self.servers[idx].idle.lock().clear();
@@ -700,7 +779,12 @@ impl MemcachedBackend {
     }
 
     /// `gets` on one key: the value and its CAS id.
-    fn gets(&self, command: &'static str, key: &str, opts: &CallOptions) -> Result<Option<(Vec<u8>, u64)>> {
+    fn gets(
+        &self,
+        command: &'static str,
+        key: &str,
+        opts: &CallOptions,
+    ) -> Result<Option<(Vec<u8>, u64)>> {
         let wire = wire_key(key);
         let idx = self.locate(&wire);
         let reply = self.with_conn(idx, command, true, opts, |conn| {
@@ -717,7 +801,13 @@ impl MemcachedBackend {
     }
 
     /// A one-line command with a one-line reply.
-    fn simple(&self, command: &'static str, line: &str, key: &str, opts: &CallOptions) -> Result<(usize, Vec<u8>)> {
+    fn simple(
+        &self,
+        command: &'static str,
+        line: &str,
+        key: &str,
+        opts: &CallOptions,
+    ) -> Result<(usize, Vec<u8>)> {
         let idx = self.locate(key);
         let reply = self.with_conn(idx, command, true, opts, |conn| {
             conn.out.clear();
@@ -733,20 +823,30 @@ impl MemcachedBackend {
             let (stored, new) = match self.gets("increment", key, opts)? {
                 None => {
                     let data = delta.to_string();
-                    (self.store("increment", "add", key, data.as_bytes(), 0, None, opts)?, delta)
+                    (
+                        self.store("increment", "add", key, data.as_bytes(), 0, None, opts)?,
+                        delta,
+                    )
                 }
                 Some((bytes, cas)) => {
                     let current: i64 = std::str::from_utf8(&bytes)
                         .ok()
                         .and_then(|s| s.trim().parse().ok())
-                        .ok_or_else(|| Error::NotAnInteger { key: key.to_string() })?;
+                        .ok_or_else(|| Error::NotAnInteger {
+                            key: key.to_string(),
+                        })?;
                     let new = current.checked_add(delta).ok_or_else(|| {
-                        Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64"))
+                        Error::InvalidInput(format!(
+                            "increment of `{key}` by {delta} overflows i64"
+                        ))
                     })?;
                     // `cas` with exptime 0 would drop the key's TTL; memcached cannot read it back, so a
                     // counter written through this path keeps no TTL (documented on `increment`).
                     let data = new.to_string();
-                    (self.store("increment", "cas", key, data.as_bytes(), 0, Some(cas), opts)?, new)
+                    (
+                        self.store("increment", "cas", key, data.as_bytes(), 0, Some(cas), opts)?,
+                        new,
+                    )
                 }
             };
             if stored == Stored::Stored {
@@ -813,18 +913,20 @@ impl Backend for MemcachedBackend {
                 conn.send()?;
                 Ok(lines)
             };
-            let attempt = self.checkout(idx, opts).and_then(|(mut conn, pooled)| match send(&mut conn) {
-                Ok(lines) => Ok((conn, lines)),
-                Err(_) if pooled => {
-                    self.servers[idx].idle.lock().clear();
-                    let mut fresh = self.connect(&self.servers[idx], opts)?;
-                    match send(&mut fresh) {
-                        Ok(lines) => Ok((fresh, lines)),
+            let attempt =
+                self.checkout(idx, opts)
+                    .and_then(|(mut conn, pooled)| match send(&mut conn) {
+                        Ok(lines) => Ok((conn, lines)),
+                        Err(_) if pooled => {
+                            self.servers[idx].idle.lock().clear();
+                            let mut fresh = self.connect(&self.servers[idx], opts)?;
+                            match send(&mut fresh) {
+                                Ok(lines) => Ok((fresh, lines)),
+                                Err(f) => Err(self.fault_to_error(idx, "multi_get", opts, f)),
+                            }
+                        }
                         Err(f) => Err(self.fault_to_error(idx, "multi_get", opts, f)),
-                    }
-                }
-                Err(f) => Err(self.fault_to_error(idx, "multi_get", opts, f)),
-            });
+                    });
             match attempt {
                 Ok((conn, lines)) => sent.push((idx, conn, lines)),
                 Err(e) => failures.push(e),
@@ -865,16 +967,30 @@ impl Backend for MemcachedBackend {
             .collect())
     }
 
-    fn set(&self, key: &str, value: Value, ttl: Option<Duration>, opts: &CallOptions) -> Result<()> {
+    fn set(
+        &self,
+        key: &str,
+        value: Value,
+        ttl: Option<Duration>,
+        opts: &CallOptions,
+    ) -> Result<()> {
         let data = bytes_of(&value)?;
         let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
         match self.store("set", "set", key, data, exptime, None, opts)? {
             Stored::Stored => Ok(()),
-            other => Err(Error::backend(NAME, format!("`set` of a key answered {other:?}"))),
+            other => Err(Error::backend(
+                NAME,
+                format!("`set` of a key answered {other:?}"),
+            )),
         }
     }
 
-    fn multi_set(&self, entries: Vec<(&str, Value)>, ttl: Option<Duration>, opts: &CallOptions) -> Result<()> {
+    fn multi_set(
+        &self,
+        entries: Vec<(&str, Value)>,
+        ttl: Option<Duration>,
+        opts: &CallOptions,
+    ) -> Result<()> {
         let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
         let mut per_server: HashMap<usize, Vec<(Cow<'_, str>, &[u8])>> = HashMap::new();
         for (key, value) in &entries {
@@ -884,13 +1000,20 @@ impl Backend for MemcachedBackend {
                 .or_default()
                 .push((wire, bytes_of(value)?));
         }
-        let batches = per_server.values().map(|v| v.len().div_ceil(SETS_PER_BATCH)).max().unwrap_or(0);
+        let batches = per_server
+            .values()
+            .map(|v| v.len().div_ceil(SETS_PER_BATCH))
+            .max()
+            .unwrap_or(0);
         let mut first_error: Option<Error> = None;
         for batch in 0..batches {
             let mut sent: Vec<(usize, Conn, usize)> = Vec::new();
             for (&idx, items) in &per_server {
-                let chunk: Vec<&(Cow<'_, str>, &[u8])> =
-                    items.iter().skip(batch * SETS_PER_BATCH).take(SETS_PER_BATCH).collect();
+                let chunk: Vec<&(Cow<'_, str>, &[u8])> = items
+                    .iter()
+                    .skip(batch * SETS_PER_BATCH)
+                    .take(SETS_PER_BATCH)
+                    .collect();
                 if chunk.is_empty() {
                     continue;
                 }
@@ -903,17 +1026,19 @@ impl Backend for MemcachedBackend {
                     conn.send()?;
                     Ok(())
                 };
-                let attempt = self.checkout(idx, opts).and_then(|(mut conn, pooled)| match send(&mut conn) {
-                    Ok(()) => Ok(conn),
-                    Err(_) if pooled => {
-                        self.servers[idx].idle.lock().clear();
-                        let mut fresh = self.connect(&self.servers[idx], opts)?;
-                        send(&mut fresh)
-                            .map(|()| fresh)
-                            .map_err(|f| self.fault_to_error(idx, "multi_set", opts, f))
-                    }
-                    Err(f) => Err(self.fault_to_error(idx, "multi_set", opts, f)),
-                });
+                let attempt =
+                    self.checkout(idx, opts)
+                        .and_then(|(mut conn, pooled)| match send(&mut conn) {
+                            Ok(()) => Ok(conn),
+                            Err(_) if pooled => {
+                                self.servers[idx].idle.lock().clear();
+                                let mut fresh = self.connect(&self.servers[idx], opts)?;
+                                send(&mut fresh)
+                                    .map(|()| fresh)
+                                    .map_err(|f| self.fault_to_error(idx, "multi_set", opts, f))
+                            }
+                            Err(f) => Err(self.fault_to_error(idx, "multi_set", opts, f)),
+                        });
                 match attempt {
                     Ok(conn) => sent.push((idx, conn, chunk.len())),
                     Err(e) => {
@@ -929,7 +1054,10 @@ impl Backend for MemcachedBackend {
                         match conn.read_store()? {
                             Ok(Stored::Stored) => {}
                             Ok(other) => {
-                                failure.get_or_insert(Error::backend(NAME, format!("`multi_set` answered {other:?}")));
+                                failure.get_or_insert(Error::backend(
+                                    NAME,
+                                    format!("`multi_set` answered {other:?}"),
+                                ));
                             }
                             Err(said) => {
                                 failure.get_or_insert(self.said(idx, "multi_set", said));
@@ -941,7 +1069,12 @@ impl Backend for MemcachedBackend {
                 match read() {
                     Ok(()) => self.checkin(idx, conn),
                     Err(fault) => {
-                        first_error.get_or_insert(self.fault_to_error(idx, "multi_set", opts, fault));
+                        first_error.get_or_insert(self.fault_to_error(
+                            idx,
+                            "multi_set",
+                            opts,
+                            fault,
+                        ));
                     }
                 }
                 if let Some(e) = failure {
@@ -952,7 +1085,13 @@ impl Backend for MemcachedBackend {
         first_error.map_or(Ok(()), Err)
     }
 
-    fn add(&self, key: &str, value: Value, ttl: Option<Duration>, opts: &CallOptions) -> Result<bool> {
+    fn add(
+        &self,
+        key: &str,
+        value: Value,
+        ttl: Option<Duration>,
+        opts: &CallOptions,
+    ) -> Result<bool> {
         let data = bytes_of(&value)?;
         let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
         match self.store("add", "add", key, data, exptime, None, opts)? {
@@ -971,7 +1110,12 @@ impl Backend for MemcachedBackend {
             b"ERROR" => Ok(self.get(key, opts)?.is_some()),
             other => Err(server_error(other)
                 .map(|said| self.said(idx, "exists", said))
-                .unwrap_or_else(|| Error::backend(NAME, format!("`mg` answered `{}`", String::from_utf8_lossy(other))))),
+                .unwrap_or_else(|| {
+                    Error::backend(
+                        NAME,
+                        format!("`mg` answered `{}`", String::from_utf8_lossy(other)),
+                    )
+                })),
         }
     }
 
@@ -984,7 +1128,12 @@ impl Backend for MemcachedBackend {
         }
         let wire = wire_key(key);
         loop {
-            let (idx, reply) = self.simple_nonidempotent("increment", &format!("incr {wire} {delta}\r\n"), &wire, opts)?;
+            let (idx, reply) = self.simple_nonidempotent(
+                "increment",
+                &format!("incr {wire} {delta}\r\n"),
+                &wire,
+                opts,
+            )?;
             if reply == b"NOT_FOUND" {
                 let data = delta.to_string();
                 match self.store("increment", "add", key, data.as_bytes(), 0, None, opts)? {
@@ -993,9 +1142,19 @@ impl Backend for MemcachedBackend {
                     _ => continue,
                 }
             }
-            if let Ok(n) = std::str::from_utf8(&reply).unwrap_or("").trim().parse::<u64>() {
+            if let Ok(n) = std::str::from_utf8(&reply)
+                .unwrap_or("")
+                .trim()
+                .parse::<u64>()
+            {
                 return i64::try_from(n).map_err(|_| {
-                    Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64 (memcached holds {n})"))
+                    // memcached counts in u64: step back so the stored counter stays a valid i64 (another
+                    // client can see the overflowed number between the two commands).
+                    let undo = self.simple_nonidempotent("increment", &format!("decr {wire} {delta}\r\n"), &wire, opts);
+                    if let Err(e) = undo {
+                        tracing::warn!(error = %e, "memcached: undoing an overflowing increment failed");
+                    }
+                    Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64"))
                 });
             }
             return match server_error(&reply) {
@@ -1022,7 +1181,12 @@ impl Backend for MemcachedBackend {
 
     fn expire(&self, key: &str, ttl: Option<Duration>, opts: &CallOptions) -> Result<bool> {
         let wire = wire_key(key);
-        let (idx, reply) = self.simple("expire", &format!("touch {wire} {}\r\n", exptime(ttl)), &wire, opts)?;
+        let (idx, reply) = self.simple(
+            "expire",
+            &format!("touch {wire} {}\r\n", exptime(ttl)),
+            &wire,
+            opts,
+        )?;
         match reply.as_slice() {
             b"TOUCHED" => Ok(true),
             b"NOT_FOUND" => Ok(false),
@@ -1042,13 +1206,12 @@ impl Backend for MemcachedBackend {
             ));
         }
         for idx in 0..self.servers.len() {
-            let reply = self
-                .with_conn(idx, "clear", true, opts, |conn| {
-                    conn.out.clear();
-                    conn.out.extend_from_slice(b"flush_all\r\n");
-                    conn.send()?;
-                    Ok(conn.read_line()?.to_vec())
-                })?;
+            let reply = self.with_conn(idx, "clear", true, opts, |conn| {
+                conn.out.clear();
+                conn.out.extend_from_slice(b"flush_all\r\n");
+                conn.send()?;
+                Ok(conn.read_line()?.to_vec())
+            })?;
             if reply != b"OK" {
                 return Err(self.reply_error(idx, "clear", &reply));
             }
@@ -1091,7 +1254,9 @@ impl Backend for MemcachedBackend {
             }
         };
         if args.len() > max_args {
-            return Err(Error::InvalidInput(format!("`{verb}` takes at most {max_args} argument(s)")));
+            return Err(Error::InvalidInput(format!(
+                "`{verb}` takes at most {max_args} argument(s)"
+            )));
         }
         let mut line = verb.clone().into_bytes();
         for arg in args {
@@ -1112,7 +1277,9 @@ impl Backend for MemcachedBackend {
                 conn.out.extend_from_slice(&line);
                 conn.send()?;
                 if !multi_line {
-                    return Ok(RawReply::Status(String::from_utf8_lossy(conn.read_line()?).into_owned()));
+                    return Ok(RawReply::Status(
+                        String::from_utf8_lossy(conn.read_line()?).into_owned(),
+                    ));
                 }
                 let mut stats = Vec::new();
                 loop {
@@ -1120,7 +1287,10 @@ impl Backend for MemcachedBackend {
                     if l == b"END" {
                         return Ok(RawReply::Array(stats));
                     }
-                    if l == b"ERROR" || l.starts_with(b"CLIENT_ERROR") || l.starts_with(b"SERVER_ERROR") {
+                    if l == b"ERROR"
+                        || l.starts_with(b"CLIENT_ERROR")
+                        || l.starts_with(b"SERVER_ERROR")
+                    {
                         return Ok(RawReply::Status(String::from_utf8_lossy(l).into_owned()));
                     }
                     let text = String::from_utf8_lossy(l);
@@ -1164,15 +1334,25 @@ impl Backend for MemcachedBackend {
     ) -> Result<bool> {
         let data = bytes_of(&value)?;
         let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
-        let stored = match expected {
-            CasToken::Absent => self.store("compare_and_set", "add", key, data, exptime, None, opts)?,
-            CasToken::Version(cas) => self.store("compare_and_set", "cas", key, data, exptime, Some(*cas), opts)?,
-            CasToken::Bytes(_) => {
-                return Err(Error::InvalidInput(
-                    "a byte-valued CAS token comes from another backend; memcached uses CAS ids".into(),
-                ))
-            }
-        };
+        let stored =
+            match expected {
+                CasToken::Absent => {
+                    self.store("compare_and_set", "add", key, data, exptime, None, opts)?
+                }
+                CasToken::Version(cas) => self.store(
+                    "compare_and_set",
+                    "cas",
+                    key,
+                    data,
+                    exptime,
+                    Some(*cas),
+                    opts,
+                )?,
+                CasToken::Bytes(_) => return Err(Error::InvalidInput(
+                    "a byte-valued CAS token comes from another backend; memcached uses CAS ids"
+                        .into(),
+                )),
+            };
         Ok(stored == Stored::Stored)
     }
 
@@ -1181,7 +1361,10 @@ impl Backend for MemcachedBackend {
     fn compare_and_delete(&self, key: &str, expected: &[u8], opts: &CallOptions) -> Result<bool> {
         match self.gets("compare_and_delete", key, opts)? {
             Some((data, cas)) if data == expected => {
-                Ok(self.store("compare_and_delete", "cas", key, b"", -1, Some(cas), opts)? == Stored::Stored)
+                Ok(
+                    self.store("compare_and_delete", "cas", key, b"", -1, Some(cas), opts)?
+                        == Stored::Stored,
+                )
             }
             _ => Ok(false),
         }
@@ -1212,7 +1395,11 @@ impl MemcachedBackend {
             Some(said) => self.said(idx, command, said),
             None => Error::backend(
                 NAME,
-                format!("`{command}` on server {}: unexpected reply `{}`", self.servers[idx].addr, String::from_utf8_lossy(reply)),
+                format!(
+                    "`{command}` on server {}: unexpected reply `{}`",
+                    self.servers[idx].addr,
+                    String::from_utf8_lossy(reply)
+                ),
             ),
         }
     }
@@ -1236,7 +1423,15 @@ mod tests {
     #[test]
     fn safe_keys_pass_through_and_others_are_hashed() {
         assert_eq!(wire_key("user:1"), "user:1");
-        for bad in ["a b", "a\r\nset x 0 0 1", "nul\0", "é", &"k".repeat(251), "", "#sha256:abc"] {
+        for bad in [
+            "a b",
+            "a\r\nset x 0 0 1",
+            "nul\0",
+            "é",
+            &"k".repeat(251),
+            "",
+            "#sha256:abc",
+        ] {
             let wire = wire_key(bad);
             assert!(wire.starts_with(HASHED_PREFIX), "{bad:?}");
             assert_eq!(wire.len(), HASHED_PREFIX.len() + 64);
@@ -1252,7 +1447,10 @@ mod tests {
         assert_eq!(exptime(None), 0);
         assert_eq!(exptime(Some(Duration::from_millis(1))), 1);
         assert_eq!(exptime(Some(Duration::from_millis(1500))), 2);
-        assert_eq!(exptime(Some(Duration::from_secs(MAX_RELATIVE_TTL_SECS))), MAX_RELATIVE_TTL_SECS);
+        assert_eq!(
+            exptime(Some(Duration::from_secs(MAX_RELATIVE_TTL_SECS))),
+            MAX_RELATIVE_TTL_SECS
+        );
         let now = now_millis() / 1000;
         let far = exptime(Some(Duration::from_secs(MAX_RELATIVE_TTL_SECS + 1)));
         assert!(far >= now + MAX_RELATIVE_TTL_SECS + 1 && far <= now + MAX_RELATIVE_TTL_SECS + 3);
@@ -1260,15 +1458,29 @@ mod tests {
 
     #[test]
     fn the_ring_spreads_keys_and_moves_few_when_a_server_joins() {
-        let two = MemcachedBackend::builder().server("a:1").server("b:1").build().unwrap();
-        let three = MemcachedBackend::builder().server("a:1").server("b:1").server("c:1").build().unwrap();
+        let two = MemcachedBackend::builder()
+            .server("a:1")
+            .server("b:1")
+            .build()
+            .unwrap();
+        let three = MemcachedBackend::builder()
+            .server("a:1")
+            .server("b:1")
+            .server("c:1")
+            .build()
+            .unwrap();
         let keys: Vec<String> = (0..3000).map(|i| format!("key:{i}")).collect();
         let on_a = keys.iter().filter(|k| two.server_for(k) == "a:1").count();
         assert!((1000..2000).contains(&on_a), "{on_a} of 3000 on a");
-        let moved = keys.iter().filter(|k| two.server_for(k) != three.server_for(k)).count();
+        let moved = keys
+            .iter()
+            .filter(|k| two.server_for(k) != three.server_for(k))
+            .count();
         // Only keys that now belong to c move (about a third).
         assert!(moved < 1500, "{moved} moved");
-        assert!(keys.iter().all(|k| two.server_for(k) == three.server_for(k) || three.server_for(k) == "c:1"));
+        assert!(keys
+            .iter()
+            .all(|k| two.server_for(k) == three.server_for(k) || three.server_for(k) == "c:1"));
     }
 
     #[test]

@@ -1,0 +1,481 @@
+//! The Memcached backend against real `memcached` processes on free loopback ports: the shared command suite,
+//! what memcached cannot do, hostile keys, the item size limit, TTL rules, two servers with one going down,
+//! timeouts, and alias/URL configuration.
+#![cfg(feature = "memcached")]
+
+mod suite;
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cache_runtime::{caches, AliasConfig, Cache, Config, Error, MemcachedBackend, RawReply, Ttl};
+use support::Server;
+
+/// A cache on its own memcached; the server lives as long as the returned handle.
+fn cache() -> (Server, Cache) {
+    let server = support::memcached_server();
+    let cache = Cache::from_url(&format!("memcached://{}?namespace=test", server.addr())).unwrap();
+    (server, cache)
+}
+
+/// Two memcached servers behind one cache.
+fn two_servers() -> (Server, Server, Cache) {
+    let a = support::memcached_server();
+    let b = support::memcached_server();
+    let backend = MemcachedBackend::builder()
+        .server(a.addr())
+        .server(b.addr())
+        .dead_retry(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let cache = Cache::builder()
+        .backend(backend)
+        .timeout(Some(Duration::from_secs(2)))
+        .build()
+        .unwrap();
+    (a, b, cache)
+}
+
+fn server_of(cache: &Cache, key: &str) -> String {
+    match cache.raw("server_for", &[cache.build_key(key)]).unwrap() {
+        RawReply::Bytes(addr) => String::from_utf8(addr).unwrap(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Polls `check` until it holds or `within` passes (a readiness check, not a timed wait).
+fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
+
+command_suite!(cache());
+
+#[test]
+fn suite_also_passes_across_two_servers() {
+    let (_a, _b, cache) = two_servers();
+    suite::multi_get_and_multi_set_keep_input_order(&cache);
+    suite::hostile_keys_are_distinct_and_inject_nothing(&cache);
+    suite::concurrent_increments_lose_no_update(&cache);
+    suite::optimistic_lock_detects_concurrent_writes(&cache);
+    suite::red_lock_excludes_and_releases_only_its_own(&cache);
+}
+
+#[test]
+fn keys_and_namespaced_clear_are_unsupported_with_a_reason() {
+    let (_server, cache) = cache();
+    match cache.keys("*") {
+        Err(Error::Unsupported {
+            command,
+            backend,
+            reason,
+        }) => {
+            assert_eq!((command, backend.as_str()), ("keys", "memcached"));
+            assert!(reason.contains("cannot list"), "{reason}");
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    cache.set("k", &1, Ttl::Default).unwrap();
+    match cache.clear() {
+        Err(Error::Unsupported {
+            command, reason, ..
+        }) => {
+            assert_eq!(command, "clear");
+            assert!(reason.contains("namespace"), "{reason}");
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    assert_eq!(
+        cache.get::<i32>("k").unwrap(),
+        Some(1),
+        "nothing was cleared"
+    );
+}
+
+#[test]
+fn clear_without_namespace_flushes_every_server() {
+    let (_a, _b, cache) = two_servers();
+    let pairs: Vec<(String, u32)> = (0..40).map(|i| (format!("c{i}"), i)).collect();
+    cache.multi_set(&pairs, Ttl::Default).unwrap();
+    let servers: std::collections::HashSet<String> =
+        pairs.iter().map(|(k, _)| server_of(&cache, k)).collect();
+    assert_eq!(servers.len(), 2, "keys spread over both servers");
+    cache.clear().unwrap();
+    let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(cache
+        .multi_get::<u32, _>(&keys)
+        .unwrap()
+        .iter()
+        .all(Option::is_none));
+}
+
+#[test]
+fn raw_answers_known_commands_and_refuses_others() {
+    let (server, cache) = cache();
+    match cache.raw::<&str>("version", &[]).unwrap() {
+        RawReply::Array(replies) => {
+            assert_eq!(replies.len(), 1);
+            assert!(
+                matches!(&replies[0], RawReply::Status(s) if s.starts_with("VERSION")),
+                "{replies:?}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    match cache.raw("stats", &["settings"]).unwrap() {
+        RawReply::Array(per_server) => {
+            let RawReply::Array(stats) = &per_server[0] else {
+                panic!("{per_server:?}")
+            };
+            assert!(stats.iter().any(|s| matches!(s, RawReply::Array(kv) if kv[0] == RawReply::Bytes(b"item_size_max".to_vec()))));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(server_of(&cache, "anything"), server.addr());
+    assert!(matches!(
+        cache.raw::<&str>("shutdown", &[]),
+        Err(Error::Unsupported { .. })
+    ));
+    assert!(matches!(
+        cache.raw("stats", &["items\r\nflush_all"]),
+        Err(Error::InvalidInput(_))
+    ));
+    cache.set("k", &1, Ttl::Default).unwrap();
+    assert_eq!(cache.get::<i32>("k").unwrap(), Some(1));
+}
+
+#[test]
+fn a_value_over_the_item_size_limit_is_an_error_and_nothing_partial_is_stored() {
+    let (_server, cache) = cache();
+    cache
+        .set("report", &"small".to_string(), Ttl::Default)
+        .unwrap();
+    let huge = "x".repeat(2 * 1024 * 1024); // memcached's default limit is 1 MiB
+    match cache.set("report", &huge, Ttl::Default) {
+        Err(Error::InvalidInput(message)) => {
+            assert!(message.contains("item size limit"), "{message}")
+        }
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+    // memcached drops the old item rather than keep a stale one; what is there is never a part of the new one.
+    let after = cache.get::<String>("report").unwrap();
+    assert!(
+        after.is_none() || after.as_deref() == Some("small"),
+        "{:?}",
+        after.map(|s| s.len())
+    );
+    // The connection is still in step.
+    cache.set("next", &1, Ttl::Default).unwrap();
+    assert_eq!(cache.get::<i32>("next").unwrap(), Some(1));
+    assert!(cache
+        .multi_set(
+            &[("a", huge.clone()), ("b", "ok".to_string())],
+            Ttl::Default
+        )
+        .is_err());
+    assert_eq!(cache.get::<String>("b").unwrap().as_deref(), Some("ok"));
+    assert_eq!(cache.get::<String>("a").unwrap(), None);
+}
+
+/// What a memoized function does with its cache: a failing store never costs the caller its value.
+fn memoized_report(cache: &Cache, size: usize) -> String {
+    if let Ok(Some(hit)) = cache.get::<String>("memo:report") {
+        return hit;
+    }
+    let value = "r".repeat(size);
+    if let Err(e) = cache.set("memo:report", &value, Ttl::secs(60)) {
+        eprintln!("caching failed, returning the value anyway: {e}");
+    }
+    value
+}
+
+#[test]
+fn a_memoized_function_still_returns_a_value_too_large_to_cache() {
+    let (_server, cache) = cache();
+    let big = memoized_report(&cache, 3 * 1024 * 1024);
+    assert_eq!(big.len(), 3 * 1024 * 1024);
+    assert_eq!(cache.get::<String>("memo:report").unwrap(), None);
+    assert_eq!(memoized_report(&cache, 10).len(), 10);
+    assert_eq!(
+        cache.get::<String>("memo:report").unwrap().map(|s| s.len()),
+        Some(10)
+    );
+}
+
+#[test]
+fn short_ttls_expire() {
+    let (_server, cache) = cache();
+    cache.set("short", &1, Ttl::millis(1500)).unwrap();
+    cache.set("long", &1, Ttl::secs(600)).unwrap();
+    assert!(eventually(Duration::from_secs(10), || cache
+        .get::<i32>("short")
+        .unwrap()
+        .is_none()));
+    assert_eq!(cache.get::<i32>("long").unwrap(), Some(1));
+    cache.expire("long", Ttl::secs(1)).unwrap();
+    assert!(eventually(Duration::from_secs(10), || !cache
+        .exists("long")
+        .unwrap()));
+}
+
+#[test]
+fn ttls_beyond_thirty_days_are_sent_as_unix_times() {
+    let (_server, cache) = cache();
+    let forty_days = Ttl::secs(40 * 24 * 3600);
+    // Sent as a relative 3456000 s, memcached would read a time in 1970 and drop the value at once.
+    cache.set("far", &1, forty_days).unwrap();
+    assert_eq!(cache.get::<i32>("far").unwrap(), Some(1));
+    cache.add("far2", &2, forty_days).unwrap();
+    assert_eq!(cache.get::<i32>("far2").unwrap(), Some(2));
+    cache.set("touched", &3, Ttl::secs(60)).unwrap();
+    assert!(cache.expire("touched", forty_days).unwrap());
+    assert_eq!(cache.get::<i32>("touched").unwrap(), Some(3));
+    cache.multi_set(&[("m", 4)], forty_days).unwrap();
+    assert_eq!(cache.get::<i32>("m").unwrap(), Some(4));
+}
+
+#[test]
+fn keys_are_hashed_only_when_memcached_would_refuse_them() {
+    let (server, cache) = cache();
+    let plain = cache.without_namespace();
+    plain.set("readable:key", &1, Ttl::Default).unwrap();
+    plain.set("not readable", &2, Ttl::Default).unwrap();
+    // Talk to the server directly: the readable key is stored as is, the other under its hash.
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    stream
+        .write_all(b"get readable:key\r\nget not\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "VALUE readable:key 0 1\r\n");
+    let mut rest = String::new();
+    reader.read_line(&mut rest).unwrap();
+    reader.read_line(&mut rest).unwrap();
+    reader.read_line(&mut rest).unwrap();
+    assert_eq!(rest, "1\r\nEND\r\nEND\r\n", "no key `not` was stored");
+}
+
+#[test]
+fn counters_are_plain_decimal_and_native_incr_is_used_for_non_negative_deltas() {
+    let (_server, cache) = cache();
+    assert_eq!(cache.increment("hits", 1).unwrap(), 1);
+    assert_eq!(cache.increment("hits", 41).unwrap(), 42);
+    assert_eq!(
+        cache.get_stored("hits").unwrap().unwrap().as_bytes(),
+        Some(&b"42"[..])
+    );
+    // A counter with a TTL keeps it through `incr`.
+    cache.set("ttl-counter", &5i64, Ttl::secs(600)).unwrap();
+    assert_eq!(cache.increment("ttl-counter", 1).unwrap(), 6);
+}
+
+#[test]
+fn one_server_down_fails_its_keys_and_the_other_keeps_working() {
+    let (a, mut b, cache) = two_servers();
+    let keys: Vec<String> = (0..60).map(|i| format!("user:{i}")).collect();
+    let pairs: Vec<(String, usize)> = keys.iter().cloned().zip(0..).collect();
+    cache.multi_set(&pairs, Ttl::Default).unwrap();
+    let (on_a, on_b): (Vec<&String>, Vec<&String>) =
+        keys.iter().partition(|k| server_of(&cache, k) == a.addr());
+    assert!(
+        !on_a.is_empty() && !on_b.is_empty(),
+        "both servers hold keys"
+    );
+
+    b.kill();
+    for key in &on_a {
+        assert!(
+            cache.get::<usize>(key).unwrap().is_some(),
+            "{key} on the live server"
+        );
+        cache.set(key, &1usize, Ttl::Default).unwrap();
+    }
+    for key in &on_b {
+        match cache.get::<usize>(key) {
+            Err(Error::Backend { backend, .. }) => assert_eq!(backend, "memcached"),
+            other => panic!("expected a backend error for {key}, got {other:?}"),
+        }
+    }
+    // multi_get over both: the dead server's keys read as misses, the live one's as hits.
+    let got = cache.multi_get::<usize, _>(&keys).unwrap();
+    for (key, value) in keys.iter().zip(&got) {
+        assert_eq!(value.is_some(), on_a.contains(&key), "{key}");
+    }
+    // Writes to the dead server fail; a multi_set reports it while the live server's part is stored.
+    assert!(cache.multi_set(&pairs, Ttl::Default).is_err());
+    assert_eq!(
+        cache.get::<usize>(on_a[0]).unwrap(),
+        pairs.iter().find(|p| &p.0 == on_a[0]).map(|p| p.1)
+    );
+
+    // Back up (empty, as a restarted memcached is): its keys miss, then work again.
+    b.restart();
+    assert!(eventually(Duration::from_secs(10), || cache
+        .get::<usize>(on_b[0])
+        .is_ok()));
+    assert_eq!(cache.get::<usize>(on_b[0]).unwrap(), None);
+    cache.set(on_b[0], &7usize, Ttl::Default).unwrap();
+    assert_eq!(cache.get::<usize>(on_b[0]).unwrap(), Some(7));
+}
+
+#[test]
+fn a_restarted_server_is_reconnected_transparently() {
+    let (mut server, cache) = cache();
+    cache.set("k", &1, Ttl::Default).unwrap();
+    server.restart();
+    // The pooled connection is dead; an idempotent command retries once on a new one.
+    assert_eq!(cache.get::<i32>("k").unwrap(), None);
+    cache.set("k", &2, Ttl::Default).unwrap();
+    assert_eq!(cache.get::<i32>("k").unwrap(), Some(2));
+}
+
+/// A fake server: the first connection's reply is held back until the test says so; later connections
+/// answer every `get` with a miss.
+fn stalling_server() -> (String, mpsc::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (release, released) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let mut first = true;
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if first {
+                first = false;
+                let _ = reader.read_line(&mut line);
+                let _ = released.recv_timeout(Duration::from_secs(30));
+                let _ = stream.write_all(b"VALUE test:k 0 5\r\n\"old\"\r\nEND\r\n");
+                std::thread::spawn(move || {
+                    let mut sink = String::new();
+                    let _ = reader.read_line(&mut sink);
+                });
+                continue;
+            }
+            std::thread::spawn(move || {
+                while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    if stream.write_all(b"END\r\n").is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    (addr, release)
+}
+
+#[test]
+fn a_timed_out_connection_is_never_reused() {
+    let (addr, release) = stalling_server();
+    let cache = Cache::from_url(&format!("memcached://{addr}?namespace=test&timeout=0.2")).unwrap();
+    match cache.get::<String>("k") {
+        Err(Error::Timeout { command, timeout }) => {
+            assert_eq!(command, "get");
+            assert_eq!(timeout, Duration::from_millis(200));
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // The late reply arrives on the abandoned connection; the next get must not read it.
+    release.send(()).unwrap();
+    assert_eq!(cache.get::<String>("k").unwrap(), None);
+    // A per-call override applies too.
+    assert_eq!(
+        cache
+            .with_timeout(Some(Duration::from_secs(2)))
+            .get::<String>("k")
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn an_unreachable_server_fails_fast_with_a_backend_error() {
+    let port = support::free_port();
+    let cache = Cache::from_url(&format!("memcached://127.0.0.1:{port}?timeout=1")).unwrap();
+    for _ in 0..3 {
+        match cache.get::<i32>("k") {
+            Err(Error::Backend { backend, message }) => {
+                assert_eq!(backend, "memcached");
+                assert!(message.contains(&port.to_string()), "{message}");
+            }
+            other => panic!("expected a backend error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn alias_configs_and_urls_build_memcached_caches() {
+    let (a, b, _) = two_servers();
+    let url = format!("memcached://{},{}?namespace=web", a.addr(), b.addr());
+    let cache = Cache::from_url(&url).unwrap();
+    cache.set("x", &1, Ttl::Default).unwrap();
+    assert_eq!(cache.get::<i32>("x").unwrap(), Some(1));
+    assert_eq!(cache.namespace(), Some("web"));
+
+    let (host, port) = a
+        .addr()
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_string(), p.parse::<u16>().unwrap()))
+        .unwrap();
+    caches::set_config(
+        Config::new().default_alias(AliasConfig::memory()).alias(
+            "mc",
+            AliasConfig::new("memcached")
+                .option("endpoint", host.as_str())
+                .option("port", port),
+        ),
+    )
+    .unwrap();
+    let mc = caches::get("mc").unwrap();
+    mc.set("y", &2, Ttl::Default).unwrap();
+    assert_eq!(mc.get::<i32>("y").unwrap(), Some(2));
+
+    let json = format!(
+        r#"{{"default": {{"cache": "memory"}}, "pair": {{"cache": "memcached", "servers": ["{}", "{}"], "pool_size": 2}}}}"#,
+        a.addr(),
+        b.addr()
+    );
+    let config: Config = serde_json::from_str(&json).unwrap();
+    config.validate().unwrap();
+
+    for (bad, field) in [
+        (
+            r#"{"cache": "memcached", "servers": ["h:1"], "port": 1}"#,
+            "servers",
+        ),
+        (
+            r#"{"cache": "memcached", "servers": ["h:notaport"]}"#,
+            "servers",
+        ),
+        (r#"{"cache": "memcached", "port": 70000}"#, "port"),
+        (r#"{"cache": "memcached", "pool_size": "big"}"#, "pool_size"),
+        (r#"{"cache": "memcached", "keys": 1}"#, "keys"),
+    ] {
+        let json = format!(r#"{{"default": {{"cache": "memory"}}, "bad": {bad}}}"#);
+        let err = serde_json::from_str::<Config>(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.validate().map_err(|e| e.to_string()))
+            .expect_err(bad);
+        assert!(err.contains("bad") && err.contains(field), "{err}");
+    }
+    caches::set_config(Config::new().default_alias(AliasConfig::memory())).unwrap();
+}
+
+#[test]
+fn close_drops_connections_and_the_next_command_reconnects() {
+    let (_server, cache) = cache();
+    cache.set("k", &1, Ttl::Default).unwrap();
+    cache.close().unwrap();
+    assert_eq!(cache.get::<i32>("k").unwrap(), Some(1));
+}
