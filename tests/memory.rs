@@ -606,3 +606,70 @@ fn debug_shows_configuration() {
     let text = format!("{cache:?}");
     assert!(text.contains("memory") && text.contains("ns"), "{text}");
 }
+
+#[test]
+fn weight_bound_holds_and_oversized_values_are_not_stored() {
+    let backend = Arc::new(MemoryBackend::builder().max_weight(10_000).build());
+    let cache = Cache::builder()
+        .backend_shared(backend.clone())
+        .serializer(JsonSerializer)
+        .build()
+        .unwrap();
+    for i in 0..500 {
+        // ~100 bytes each: key plus a JSON string of 96 characters.
+        cache
+            .set(&format!("k{i:03}"), &"x".repeat(96), Ttl::Default)
+            .unwrap();
+        assert!(backend.weight() <= 10_000, "weight {}", backend.weight());
+    }
+    assert!(
+        backend.len() >= 90 && backend.len() <= 100,
+        "len {}",
+        backend.len()
+    );
+
+    cache
+        .set("big", &"small".to_string(), Ttl::Default)
+        .unwrap();
+    cache.set("big", &"y".repeat(20_000), Ttl::Default).unwrap();
+    assert!(
+        !cache.exists("big").unwrap(),
+        "neither the huge value nor the older one is served"
+    );
+
+    let before = backend.weight();
+    cache.delete("k499").unwrap();
+    assert!(backend.weight() < before);
+    cache.clear().unwrap();
+    assert_eq!((backend.len(), backend.weight()), (0, 0));
+}
+
+#[test]
+fn custom_weigher_and_counter_weights_stay_consistent() {
+    let backend = Arc::new(
+        MemoryBackend::builder()
+            .max_weight(3)
+            .weigher(|_key, _value| 1)
+            .build(),
+    );
+    let cache = Cache::builder()
+        .backend_shared(backend.clone())
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        cache.set(&format!("k{i}"), &i, Ttl::Default).unwrap();
+    }
+    assert_eq!(backend.len(), 3);
+    assert_eq!(backend.weight(), 3);
+    cache.clear().unwrap();
+    let counting = Arc::new(MemoryBackend::builder().max_weight(1_000).build());
+    let counter = Cache::builder()
+        .backend_shared(counting.clone())
+        .build()
+        .unwrap();
+    for _ in 0..1000 {
+        counter.increment("n", 7).unwrap();
+    }
+    assert_eq!(counter.get::<i64>("n").unwrap(), Some(7000));
+    assert_eq!(counting.weight(), "n".len() + "7000".len());
+}

@@ -119,6 +119,12 @@ fn memory_spec() -> BackendSpec {
             }
             b = b.max_entries(usize::try_from(max).unwrap_or(usize::MAX));
         }
+        if let Some(max) = cfg.u64("max_weight")? {
+            if max == 0 {
+                return Err(cfg.error("max_weight", "must be at least 1"));
+            }
+            b = b.max_weight(usize::try_from(max).unwrap_or(usize::MAX));
+        }
         if let Some(shards) = cfg.u64("shards")? {
             b = b.shards(usize::try_from(shards).unwrap_or(1024));
         }
@@ -127,7 +133,7 @@ fn memory_spec() -> BackendSpec {
         }
         Ok(b)
     }
-    BackendSpec::new(&["max_entries", "shards"], |cfg| {
+    BackendSpec::new(&["max_entries", "max_weight", "shards"], |cfg| {
         Ok(Arc::new(builder(cfg)?.build()))
     })
     .with_check(|cfg| builder(cfg).map(drop))

@@ -35,6 +35,8 @@ struct Padded<T>(T);
 struct Entry {
     key: Box<str>,
     hash: u64,
+    /// What the entry counts against `max_weight`.
+    weight: usize,
     value: Value,
     /// Milliseconds since the epoch; 0 = never.
     expires_at: u64,
@@ -54,8 +56,8 @@ struct Shard {
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
     len: usize,
-    /// Entries across all shards, shared: the bound is global, not per shard.
-    total: Arc<AtomicUsize>,
+    /// Entries and weight across all shards, shared: the bounds are global, not per shard.
+    totals: Arc<Totals>,
     hand: usize,
     next_version: u64,
     /// (deadline, slot, version) of entries with a TTL; stale rows are skipped when popped.
@@ -63,13 +65,13 @@ struct Shard {
 }
 
 impl Shard {
-    fn new(total: Arc<AtomicUsize>) -> Shard {
+    fn new(totals: Arc<Totals>) -> Shard {
         Shard {
             table: HashTable::new(),
             slots: Vec::new(),
             free: Vec::new(),
             len: 0,
-            total,
+            totals,
             hand: 0,
             next_version: 0,
             deadlines: BinaryHeap::new(),
@@ -115,7 +117,10 @@ impl Shard {
         }
         self.free.push(idx);
         self.len -= 1;
-        self.total.fetch_sub(1, Ordering::Relaxed);
+        self.totals.entries.fetch_sub(1, Ordering::Relaxed);
+        self.totals
+            .weight
+            .fetch_sub(entry.weight, Ordering::Relaxed);
         Some(entry)
     }
 
@@ -200,19 +205,30 @@ impl Shard {
     }
 
     /// Inserts or replaces; returns the slot and whether the key is new.
-    fn upsert(&mut self, hash: u64, key: &str, value: Value, expires_at: u64) -> (u32, bool) {
+    fn upsert(
+        &mut self,
+        hash: u64,
+        key: &str,
+        value: Value,
+        weight: usize,
+        expires_at: u64,
+    ) -> (u32, bool) {
         let version = self.next_version();
         if let Some(idx) = self.find(hash, key) {
             let entry = self.entry_mut(idx);
+            let old_weight = std::mem::replace(&mut entry.weight, weight);
             entry.value = value;
             entry.expires_at = expires_at;
             entry.version = version;
+            self.totals.weight.fetch_add(weight, Ordering::Relaxed);
+            self.totals.weight.fetch_sub(old_weight, Ordering::Relaxed);
             self.track_deadline(idx);
             return (idx, false);
         }
         let entry = Entry {
             key: key.into(),
             hash,
+            weight,
             value,
             expires_at,
             version,
@@ -233,10 +249,30 @@ impl Shard {
             slots[i as usize].as_ref().map_or(0, |e| e.hash)
         });
         self.len += 1;
-        self.total.fetch_add(1, Ordering::Relaxed);
+        self.totals.entries.fetch_add(1, Ordering::Relaxed);
+        self.totals.weight.fetch_add(weight, Ordering::Relaxed);
         self.track_deadline(idx);
         (idx, true)
     }
+}
+
+/// Counts shared by every shard.
+#[derive(Default)]
+struct Totals {
+    entries: AtomicUsize,
+    weight: AtomicUsize,
+}
+
+/// Weighs an entry for [`MemoryBackendBuilder::max_weight`] from its key and stored value.
+pub type Weigher = Arc<dyn Fn(&str, &Value) -> usize + Send + Sync>;
+
+/// The default weight: key length plus stored bytes, or the shallow size of a stored object.
+fn default_weight(key: &str, value: &Value) -> usize {
+    key.len()
+        + match value {
+            Value::Bytes(bytes) => bytes.len(),
+            Value::Object(obj) => std::mem::size_of_val(&**obj),
+        }
 }
 
 /// The in-process backend: the default of every cache.
@@ -260,7 +296,9 @@ impl Shard {
 /// ```
 pub struct MemoryBackend {
     shards: Box<[Padded<RwLock<Shard>>]>,
-    total: Arc<AtomicUsize>,
+    totals: Arc<Totals>,
+    max_weight: Option<usize>,
+    weigher: Option<Weigher>,
     hasher: foldhash::fast::RandomState,
     shard_mask: usize,
     clock: Arc<dyn Clock>,
@@ -271,6 +309,8 @@ pub struct MemoryBackend {
 #[derive(Default)]
 pub struct MemoryBackendBuilder {
     max_entries: Option<usize>,
+    max_weight: Option<usize>,
+    weigher: Option<Weigher>,
     clock: Option<Arc<dyn Clock>>,
     shards: Option<usize>,
 }
@@ -279,6 +319,38 @@ impl MemoryBackendBuilder {
     /// Keep at most this many entries, evicting the least recently read (CLOCK). Must be positive.
     pub fn max_entries(mut self, max_entries: usize) -> Self {
         self.max_entries = Some(max_entries);
+        self
+    }
+
+    /// Keep the total weight of entries at most this (CLOCK eviction). By default an entry weighs its key's
+    /// length plus its stored bytes, or the shallow `size_of_val` of a stored object (heap it owns is not
+    /// counted; give a [`weigher`](Self::weigher) for exact object weights). A value heavier than the whole
+    /// bound is not stored, and any older value of its key is removed.
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, JsonSerializer, MemoryBackend, Ttl};
+    ///
+    /// let cache = Cache::builder()
+    ///     .backend(MemoryBackend::builder().max_weight(1 << 20).build())
+    ///     .serializer(JsonSerializer)
+    ///     .build()
+    ///     .unwrap();
+    /// cache.set("page", &"x".repeat(100), Ttl::Default).unwrap();
+    /// assert!(cache.exists("page").unwrap());
+    /// cache.set("huge", &"x".repeat(2 << 20), Ttl::Default).unwrap(); // over the bound: not kept
+    /// assert!(!cache.exists("huge").unwrap());
+    /// ```
+    pub fn max_weight(mut self, max_weight: usize) -> Self {
+        self.max_weight = Some(max_weight);
+        self
+    }
+
+    /// How entries are weighed for [`max_weight`](Self::max_weight).
+    pub fn weigher(
+        mut self,
+        weigher: impl Fn(&str, &Value) -> usize + Send + Sync + 'static,
+    ) -> Self {
+        self.weigher = Some(Arc::new(weigher));
         self
     }
 
@@ -311,14 +383,16 @@ impl MemoryBackendBuilder {
             .unwrap_or(default_shards)
             .clamp(1, 1024)
             .next_power_of_two();
-        let total = Arc::new(AtomicUsize::new(0));
+        let totals = Arc::new(Totals::default());
         let shards = (0..count)
-            .map(|_| Padded(RwLock::new(Shard::new(total.clone()))))
+            .map(|_| Padded(RwLock::new(Shard::new(totals.clone()))))
             .collect::<Vec<_>>()
             .into_boxed_slice();
         MemoryBackend {
             shards,
-            total,
+            totals,
+            max_weight: self.max_weight,
+            weigher: self.weigher,
             hasher: foldhash::fast::RandomState::default(),
             shard_mask: count - 1,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
@@ -351,7 +425,12 @@ impl MemoryBackend {
 
     /// Entries stored, including expired ones not swept yet.
     pub fn len(&self) -> usize {
-        self.total.load(Ordering::Relaxed)
+        self.totals.entries.load(Ordering::Relaxed)
+    }
+
+    /// The total weight of stored entries (see [`MemoryBackendBuilder::max_weight`]).
+    pub fn weight(&self) -> usize {
+        self.totals.weight.load(Ordering::Relaxed)
     }
 
     /// True when nothing is stored.
@@ -405,22 +484,38 @@ impl MemoryBackend {
     /// writing shard first, then from other shards that are free right now (never blocking on a second lock,
     /// so no lock-order deadlock). Concurrent writers may overshoot by one entry each until their next write.
     fn enforce_bound(&self, shard: &mut Shard, keep: u32, now: u64) {
-        let Some(max) = self.max_entries else {
+        if self.max_entries.is_none() && self.max_weight.is_none() {
             return;
-        };
-        while self.total.load(Ordering::Relaxed) > max {
+        }
+        while self.over_bound() {
             if !shard.evict_one(now, Some(keep)) {
                 break;
             }
         }
         for other in self.shards.iter() {
-            if self.total.load(Ordering::Relaxed) <= max {
+            if !self.over_bound() {
                 return;
             }
             if let Some(mut other) = other.0.try_write() {
                 let now = self.sweep_time(&other);
                 other.evict_one(now, None);
             }
+        }
+    }
+
+    fn over_bound(&self) -> bool {
+        self.max_entries
+            .is_some_and(|max| self.totals.entries.load(Ordering::Relaxed) > max)
+            || self
+                .max_weight
+                .is_some_and(|max| self.totals.weight.load(Ordering::Relaxed) > max)
+    }
+
+    fn weigh(&self, key: &str, value: &Value) -> usize {
+        match (&self.max_weight, &self.weigher) {
+            (None, _) => 0,
+            (Some(_), Some(weigher)) => weigher(key, value),
+            (Some(_), None) => default_weight(key, value),
         }
     }
 
@@ -436,8 +531,22 @@ impl MemoryBackend {
         if now != 0 {
             shard.sweep(now, SWEEP_PER_WRITE);
         }
-        let (idx, new) = shard.upsert(hash, key, value, expires_at);
-        if new {
+        let weight = self.weigh(key, &value);
+        if self.max_weight.is_some_and(|max| weight > max) {
+            // Heavier than the whole cache: keep nothing rather than evict everything, and drop any older
+            // value so it is not served as current.
+            if let Some(idx) = shard.find(hash, key) {
+                shard.remove_slot(idx);
+            }
+            tracing::debug!(
+                key,
+                weight,
+                "value heavier than the memory cache's max_weight; not stored"
+            );
+            return;
+        }
+        let (idx, new) = shard.upsert(hash, key, value, weight, expires_at);
+        if new || self.max_weight.is_some() {
             self.enforce_bound(shard, idx, now);
         }
     }
@@ -463,7 +572,12 @@ impl Backend for MemoryBackend {
     }
 
     #[inline]
-    fn get_with(&self, key: &str, _opts: &CallOptions, read: &mut dyn FnMut(&Value)) -> Result<bool> {
+    fn get_with(
+        &self,
+        key: &str,
+        _opts: &CallOptions,
+        read: &mut dyn FnMut(&Value),
+    ) -> Result<bool> {
         let hash = self.hash(key);
         let lock = self.shard(hash);
         {
@@ -567,8 +681,8 @@ impl Backend for MemoryBackend {
             || Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64"));
         match shard.find_live(hash, key, &*self.clock) {
             Some(idx) => {
-                let version = shard.next_version();
-                let entry = shard.entry_mut(idx);
+                let entry = shard.entry(idx);
+                let expires_at = entry.expires_at;
                 let (new, value) = match &entry.value {
                     Value::Bytes(bytes) => {
                         let current: i64 = std::str::from_utf8(bytes)
@@ -584,8 +698,9 @@ impl Backend for MemoryBackend {
                         (new, Value::Object(Arc::new(new)))
                     }
                 };
-                entry.value = value;
-                entry.version = version;
+                // Same key, same TTL: a replace that keeps the version and weight totals right.
+                let weight = self.weigh(key, &value);
+                shard.upsert(hash, key, value, weight, expires_at);
                 Ok(new)
             }
             None => {
@@ -637,8 +752,10 @@ impl Backend for MemoryBackend {
             match prefix {
                 None => {
                     removed += shard.len as u64;
-                    self.total.fetch_sub(shard.len, Ordering::Relaxed);
-                    *shard = Shard::new(self.total.clone());
+                    let weight: usize = shard.slots.iter().flatten().map(|e| e.weight).sum();
+                    self.totals.entries.fetch_sub(shard.len, Ordering::Relaxed);
+                    self.totals.weight.fetch_sub(weight, Ordering::Relaxed);
+                    *shard = Shard::new(self.totals.clone());
                 }
                 Some(prefix) => {
                     let doomed: Vec<u32> = shard
