@@ -83,7 +83,9 @@ fn launch(program: &str, args: &[String], dir: &tempfile::TempDir) -> Child {
 
 /// Polls until the port accepts connections (a readiness check, not a timed wait).
 fn wait_listening(child: &mut Child, port: u16, program: &str) -> bool {
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("loopback address");
+    let addr: SocketAddr = format!("127.0.0.1:{port}")
+        .parse()
+        .expect("loopback address");
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -148,4 +150,217 @@ pub fn memcached_server() -> Server {
             "root".into(),
         ]
     })
+}
+
+/// A redis-server without persistence on a free port, with extra arguments (e.g. `--requirepass`).
+pub fn redis_server_with(extra: &[&str]) -> Server {
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    spawn("redis-server", "redis-server", move |port| {
+        let mut args = vec![
+            "--port".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            "no".into(),
+        ];
+        args.extend(extra.iter().cloned());
+        args
+    })
+}
+
+/// Runs a command line to completion, panicking with its output when it fails.
+pub fn run_checked(program: &str, package: &str, args: &[&str], dir: &std::path::Path) -> String {
+    require(program, package);
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running `{program}`: {e}"));
+    if !out.status.success() {
+        panic!(
+            "`{program} {}` failed: {}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A three-master Redis Cluster on 127.0.0.1 (no replicas, no persistence), stopped on drop.
+pub struct RedisCluster {
+    /// The masters.
+    pub nodes: Vec<Server>,
+}
+
+impl RedisCluster {
+    /// `127.0.0.1:{port}` of every master.
+    pub fn addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(Server::addr).collect()
+    }
+}
+
+/// Starts three `redis-server --cluster-enabled yes` on free ports and joins them with
+/// `redis-cli --cluster create`, then polls until every node reports `cluster_state:ok`.
+pub fn redis_cluster() -> RedisCluster {
+    require("redis-cli", "redis-tools");
+    let nodes: Vec<Server> = (0..3)
+        .map(|_| {
+            // The cluster bus defaults to port + 10000, past 65535 for most ephemeral ports: pick it too.
+            let bus = free_port().to_string();
+            redis_server_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "5000",
+                "--cluster-port",
+                &bus,
+            ])
+        })
+        .collect();
+    let addrs: Vec<String> = nodes.iter().map(Server::addr).collect();
+    let mut args = vec!["--cluster", "create"];
+    args.extend(addrs.iter().map(String::as_str));
+    args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+    run_checked("redis-cli", "redis-tools", &args, nodes[0].dir.path());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for node in &nodes {
+        let port = node.port.to_string();
+        loop {
+            let info = run_checked(
+                "redis-cli",
+                "redis-tools",
+                &["-h", "127.0.0.1", "-p", &port, "cluster", "info"],
+                node.dir.path(),
+            );
+            // Every node must also know every slot's owner before clients can rely on it.
+            let slots = run_checked(
+                "redis-cli",
+                "redis-tools",
+                &["-h", "127.0.0.1", "-p", &port, "cluster", "slots"],
+                node.dir.path(),
+            );
+            let owners = slots.lines().filter(|l| l.trim() == "127.0.0.1").count();
+            if info.contains("cluster_state:ok") && owners >= 3 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not become ready within 30 s:\n{info}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    RedisCluster { nodes }
+}
+
+/// A redis-server speaking only TLS, with a throwaway certificate authority.
+pub struct TlsRedis {
+    /// The server (its port is the TLS port).
+    pub server: Server,
+    /// Holds `ca.crt` (the authority to trust), `server.crt`, `server.key`.
+    pub certs: tempfile::TempDir,
+}
+
+impl TlsRedis {
+    /// The PEM file of the authority that signed the server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.certs.path().join("ca.crt")
+    }
+}
+
+/// Makes a CA and a server certificate for 127.0.0.1 with the `openssl` command line, then starts a TLS-only
+/// redis-server with it.
+pub fn redis_tls_server() -> TlsRedis {
+    let certs = tempfile::tempdir().expect("temporary directory");
+    let dir = certs.path();
+    let openssl = |args: &[&str]| run_checked("openssl", "openssl", args, dir);
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=cache-suite test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("writing the certificate extensions");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (cert, key, ca) = (path("server.crt"), path("server.key"), path("ca.crt"));
+    let server = spawn("redis-server", "redis-server", move |port| {
+        vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--tls-cert-file".into(),
+            cert.clone(),
+            "--tls-key-file".into(),
+            key.clone(),
+            "--tls-ca-cert-file".into(),
+            ca.clone(),
+            "--tls-auth-clients".into(),
+            "no".into(),
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            "no".into(),
+        ]
+    });
+    TlsRedis { server, certs }
 }

@@ -16,6 +16,8 @@ use crate::value::{CasToken, RawReply, Value};
 #[cfg(feature = "memory")]
 pub mod memory;
 pub mod null;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "memcached")]
 pub mod memcached;
 #[cfg(feature = "disk")]

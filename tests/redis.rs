@@ -1,0 +1,992 @@
+//! The Redis backend against real redis-server processes started by the test harness on 127.0.0.1 and free
+//! ports: the command suite (single server and a 3-master cluster), round trips counted by the server,
+//! locks, database/password/ACL user/TLS, faults, and interop with Python's aiocache.
+
+#![cfg(feature = "redis")]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cache_runtime::{
+    AliasConfig, Cache, Config, Error, JsonSerializer, OptimisticLock, RawReply, RedLock,
+    RedisBackend, StringSerializer, Ttl,
+};
+use parking_lot::Mutex;
+use support::Server;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// A bound for "did not hang": far above every configured timeout, far below forever.
+const NO_HANG: Duration = Duration::from_secs(10);
+
+fn alias(port: u16) -> AliasConfig {
+    AliasConfig::new("redis")
+        .option("endpoint", "127.0.0.1")
+        .option("port", port)
+        .timeout(Duration::from_secs(2))
+}
+
+fn cache_on(server: &Server, namespace: &str) -> Cache {
+    alias(server.port)
+        .namespace(namespace)
+        .build_cache("test")
+        .unwrap()
+}
+
+fn admin(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+/// Milliseconds to live of a key of `cache` (-1: none, -2: absent), asked through `raw`.
+fn pttl(cache: &Cache, key: &str) -> i64 {
+    match cache.raw("PTTL", &[cache.build_key(key)]).unwrap() {
+        RawReply::Int(ms) => ms,
+        other => panic!("PTTL answered {other:?}"),
+    }
+}
+
+fn assert_ttl_within(cache: &Cache, key: &str, max_ms: i64) {
+    let ms = pttl(cache, key);
+    assert!(
+        ms > 0 && ms <= max_ms,
+        "PTTL of `{key}` is {ms}, expected 1..={max_ms}"
+    );
+}
+
+/// Every command of the contract, on whatever server or cluster `cache` points at.
+fn command_suite(cache: &Cache) {
+    let c = cache.with_namespace("suite");
+    c.clear().unwrap();
+
+    // add: SET NX PX
+    c.add("a", &1u32, Ttl::Default).unwrap();
+    assert!(matches!(c.add("a", &2u32, Ttl::Default), Err(Error::KeyExists { key }) if key == "a"));
+    assert_eq!(c.get::<u32>("a").unwrap(), Some(1));
+    assert_eq!(pttl(&c, "a"), -1);
+    c.add("a_ttl", &1u32, Ttl::secs(60)).unwrap();
+    assert_ttl_within(&c, "a_ttl", 60_000);
+
+    // get: a miss is None, a stored None is a hit
+    assert_eq!(c.get::<u32>("missing").unwrap(), None);
+    c.set("none", &Option::<u32>::None, Ttl::Default).unwrap();
+    assert_eq!(c.get::<Option<u32>>("none").unwrap(), Some(None));
+
+    // set: millisecond TTL kept; Never persists
+    c.set("ttl", &"v".to_string(), Duration::from_millis(1500))
+        .unwrap();
+    assert_ttl_within(&c, "ttl", 1500);
+    assert!(
+        pttl(&c, "ttl") > 1000,
+        "1500 ms is kept as milliseconds, not rounded to seconds"
+    );
+    c.set("ttl", &"v".to_string(), Ttl::Never).unwrap();
+    assert_eq!(pttl(&c, "ttl"), -1);
+
+    // multi_set / multi_get over keys in many slots
+    let pairs: Vec<(String, u32)> = (0..20).map(|i| (format!("m{i}"), i)).collect();
+    c.multi_set(&pairs, Ttl::secs(60)).unwrap();
+    for (k, _) in &pairs {
+        assert_ttl_within(&c, k, 60_000);
+    }
+    assert_eq!(
+        c.multi_get::<u32, _>(&["m3", "nope", "m17", "m0"]).unwrap(),
+        vec![Some(3), None, Some(17), Some(0)]
+    );
+    c.multi_set(&[("p1", 1u32), ("p2", 2)], Ttl::Never).unwrap();
+    assert_eq!(pttl(&c, "p1"), -1);
+    assert_eq!(
+        c.multi_get::<u32, _>(&["p2", "p1"]).unwrap(),
+        vec![Some(2), Some(1)]
+    );
+
+    // exists
+    assert!(c.exists("p1").unwrap());
+    assert!(!c.exists("nope").unwrap());
+
+    // increment: absent starts at 0; a non-integer is NotAnInteger and stays as it was
+    assert_eq!(c.increment("counter", 5).unwrap(), 5);
+    assert_eq!(c.increment("counter", -3).unwrap(), 2);
+    assert_eq!(c.get::<i64>("counter").unwrap(), Some(2));
+    c.set("word", &"abc".to_string(), Ttl::Default).unwrap();
+    assert!(matches!(c.increment("word", 1), Err(Error::NotAnInteger { key }) if key == "word"));
+    assert_eq!(c.get::<String>("word").unwrap().as_deref(), Some("abc"));
+    c.set("big", &i64::MAX, Ttl::Default).unwrap();
+    assert!(matches!(c.increment("big", 1), Err(Error::InvalidInput(_))));
+
+    // delete
+    assert_eq!(c.delete("a").unwrap(), 1);
+    assert_eq!(c.delete("a").unwrap(), 0);
+
+    // expire: PEXPIRE, PERSIST
+    assert!(c.expire("counter", Duration::from_millis(30_500)).unwrap());
+    assert_ttl_within(&c, "counter", 30_500);
+    assert!(c.expire("counter", Ttl::Never).unwrap());
+    assert_eq!(pttl(&c, "counter"), -1);
+    assert!(
+        c.expire("counter", Ttl::Never).unwrap(),
+        "a key without TTL still exists"
+    );
+    assert!(!c.expire("missing", Ttl::secs(1)).unwrap());
+    assert!(!c.expire("missing", Ttl::Never).unwrap());
+    assert!(matches!(
+        c.expire("counter", Ttl::secs(0)),
+        Err(Error::InvalidInput(_))
+    ));
+
+    // keys: SCAN MATCH within the namespace
+    let expected: Vec<String> = std::iter::once("m1".to_string())
+        .chain((10..20).map(|i| format!("m{i}")))
+        .collect();
+    assert_eq!(c.keys("m1*").unwrap(), expected);
+    assert_eq!(c.keys("p?").unwrap(), vec!["p1", "p2"]);
+
+    // a namespace with glob characters matches only itself
+    let odd = cache.with_namespace("we*ird[ns]");
+    odd.set("k", &1u8, Ttl::Default).unwrap();
+    cache
+        .with_namespace("weXird[ns]")
+        .set("k", &1u8, Ttl::Default)
+        .unwrap();
+    assert_eq!(odd.keys("*").unwrap(), vec!["k"]);
+    assert_eq!(odd.clear().unwrap(), 1);
+    assert_eq!(
+        cache.with_namespace("weXird[ns]").get::<u8>("k").unwrap(),
+        Some(1)
+    );
+    assert_eq!(cache.with_namespace("weXird[ns]").clear().unwrap(), 1);
+
+    // clear: only this namespace, in SCAN batches
+    let other = cache.with_namespace("suite-other");
+    other.set("keep", &1u8, Ttl::Default).unwrap();
+    let many: Vec<(String, u8)> = (0..2500).map(|i| (format!("bulk:{i}"), 0)).collect();
+    c.multi_set(&many, Ttl::secs(300)).unwrap();
+    let present = c.keys("*").unwrap().len() as u64;
+    assert!(present > 2500);
+    assert_eq!(c.clear().unwrap(), present);
+    assert!(c.keys("*").unwrap().is_empty());
+    assert_eq!(other.get::<u8>("keep").unwrap(), Some(1));
+
+    // raw: any command
+    assert_eq!(
+        c.raw::<&str>("PING", &[]).unwrap(),
+        RawReply::Status("PONG".into())
+    );
+    assert_eq!(
+        c.raw("ECHO", &["hi"]).unwrap(),
+        RawReply::Bytes(b"hi".to_vec())
+    );
+    assert!(matches!(
+        c.raw::<&str>("NOSUCHCOMMAND", &[]),
+        Err(Error::Backend { .. })
+    ));
+    assert!(matches!(
+        c.raw::<&str>("  ", &[]),
+        Err(Error::InvalidInput(_))
+    ));
+
+    lock_suite(&c);
+    c.clear().unwrap();
+    other.clear().unwrap();
+}
+
+/// RedLock and OptimisticLock through the backend's add / compare_and_delete / get_versioned / compare_and_set.
+fn lock_suite(c: &Cache) {
+    let lock = RedLock::new(c, "job", Duration::from_secs(5)).unwrap();
+    let guard = lock.try_acquire().unwrap().expect("the lock is free");
+    assert_ttl_within(c, "job-lock", 5000);
+    let rival = RedLock::new(c, "job", Duration::from_secs(5)).unwrap();
+    assert!(rival.try_acquire().unwrap().is_none());
+    assert!(guard.release().unwrap());
+    let rival_guard = rival.try_acquire().unwrap().expect("released");
+    drop(rival_guard);
+    assert!(
+        !c.exists("job-lock").unwrap(),
+        "dropping the guard releases"
+    );
+
+    // Lease expiry: the server drops the lock; the late holder cannot release the next holder's lock.
+    let short = RedLock::new(c, "lease", Duration::from_millis(100)).unwrap();
+    let late = short.try_acquire().unwrap().expect("free");
+    let next = RedLock::new(c, "lease", Duration::from_secs(5)).unwrap();
+    let next_guard = next.acquire(NO_HANG).unwrap().expect("the lease runs out");
+    assert!(!late.release().unwrap(), "the lock is someone else's now");
+    assert!(c.exists("lease-lock").unwrap());
+    assert!(next_guard.release().unwrap());
+
+    // Optimistic lock: compare-and-set on the stored bytes.
+    c.set("balance", &10, Ttl::Default).unwrap();
+    let ol = OptimisticLock::new(c, "balance").unwrap();
+    assert_eq!(ol.value::<i32>().unwrap(), Some(10));
+    ol.cas(&15, Ttl::secs(60)).unwrap();
+    assert_eq!(c.get::<i32>("balance").unwrap(), Some(15));
+    assert_ttl_within(c, "balance", 60_000);
+    let stale = OptimisticLock::new(c, "balance").unwrap();
+    c.set("balance", &0, Ttl::Default).unwrap();
+    assert!(matches!(
+        stale.cas(&1, Ttl::Default),
+        Err(Error::OptimisticLock { .. })
+    ));
+    assert_eq!(c.get::<i32>("balance").unwrap(), Some(0));
+    let absent = OptimisticLock::new(c, "fresh").unwrap();
+    absent.cas(&1, Ttl::Default).unwrap();
+    let raced = OptimisticLock::new(c, "fresh2").unwrap();
+    c.set("fresh2", &5, Ttl::Default).unwrap();
+    assert!(matches!(
+        raced.cas(&1, Ttl::Default),
+        Err(Error::OptimisticLock { .. })
+    ));
+}
+
+#[test]
+fn command_suite_on_one_server() {
+    let server = support::redis_server();
+    command_suite(&cache_on(&server, "main"));
+}
+
+#[test]
+fn clear_without_namespace_flushes_the_database_only() {
+    let server = support::redis_server();
+    let db1 = alias(server.port)
+        .option("db", 1u32)
+        .build_cache("db1")
+        .unwrap();
+    let db0 = cache_on(&server, "zero");
+    db0.set("k", &1u8, Ttl::Default).unwrap();
+    db1.multi_set(&[("a", 1u8), ("b", 2), ("c", 3)], Ttl::Default)
+        .unwrap();
+    assert_eq!(db1.clear().unwrap(), 3);
+    assert!(db1.keys("*").unwrap().is_empty());
+    assert_eq!(
+        db0.get::<u8>("k").unwrap(),
+        Some(1),
+        "FLUSHDB leaves other databases alone"
+    );
+}
+
+#[test]
+fn expiry_is_enforced_by_the_server() {
+    let server = support::redis_server();
+    let cache = cache_on(&server, "exp");
+    cache.set("short", &1u8, Duration::from_millis(50)).unwrap();
+    let deadline = Instant::now() + NO_HANG;
+    while cache.get::<u8>("short").unwrap().is_some() {
+        assert!(Instant::now() < deadline, "a 50 ms TTL did not expire");
+        std::thread::yield_now();
+    }
+}
+
+/// Per-command call counts and how many reads the server made from client sockets.
+struct ServerStats {
+    calls: BTreeMap<String, u64>,
+    reads: u64,
+}
+
+fn server_stats(admin: &mut redis::Connection) -> ServerStats {
+    let info: String = redis::cmd("INFO").arg("everything").query(admin).unwrap();
+    let mut calls = BTreeMap::new();
+    let mut reads = 0;
+    for line in info.lines() {
+        if let Some(rest) = line.strip_prefix("cmdstat_") {
+            let (name, fields) = rest.split_once(':').unwrap();
+            let n = fields
+                .split(',')
+                .find_map(|f| f.strip_prefix("calls="))
+                .unwrap()
+                .parse()
+                .unwrap();
+            calls.insert(name.to_string(), n);
+        } else if let Some(n) = line.strip_prefix("total_reads_processed:") {
+            reads = n.trim().parse().unwrap();
+        }
+    }
+    ServerStats { calls, reads }
+}
+
+/// What the server did while `op` ran: the commands it executed (INFO excluded) and how many separate
+/// requests (socket reads) reached it, the INFO that takes the second snapshot excluded.
+fn observed(admin: &mut redis::Connection, op: impl FnOnce()) -> (BTreeMap<String, u64>, u64) {
+    let before = server_stats(admin);
+    op();
+    let after = server_stats(admin);
+    let delta = after
+        .calls
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info")
+        .filter_map(|(name, n)| {
+            let d = n - before.calls.get(name).copied().unwrap_or(0);
+            (d > 0).then(|| (name.clone(), d))
+        })
+        .collect();
+    (delta, after.reads - before.reads - 1)
+}
+
+fn calls(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+#[test]
+fn a_hit_is_one_round_trip_and_batches_are_one_request_each() {
+    let server = support::redis_server();
+    let mut admin = admin(server.port);
+    let cache = cache_on(&server, "rt");
+    let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    let pairs: Vec<(String, u32)> = keys.iter().cloned().zip(0..).collect();
+    cache.multi_set(&pairs, Ttl::secs(60)).unwrap(); // also opens the pooled connection
+
+    let (cmds, requests) = observed(&mut admin, || {
+        assert_eq!(cache.get::<u32>("k3").unwrap(), Some(3))
+    });
+    assert_eq!(
+        cmds,
+        calls(&[("get", 1)]),
+        "a get is one GET, no PING or other command"
+    );
+    assert_eq!(requests, 1);
+
+    let (cmds, requests) = observed(&mut admin, || {
+        let found = cache.multi_get::<u32, _>(&keys).unwrap();
+        assert!(found.iter().all(Option::is_some));
+    });
+    assert_eq!(cmds, calls(&[("mget", 1)]), "all hits: one MGET");
+    assert_eq!(requests, 1);
+
+    let (cmds, requests) = observed(&mut admin, || {
+        cache.multi_set(&pairs, Ttl::secs(60)).unwrap()
+    });
+    assert_eq!(
+        cmds,
+        calls(&[("multi", 1), ("mset", 1), ("pexpire", 10), ("exec", 1)])
+    );
+    assert_eq!(
+        requests, 1,
+        "MULTI, MSET, PEXPIRE x10, EXEC are sent together"
+    );
+
+    // The multi_cached miss path: one MGET, then one transaction storing what was missing.
+    let wanted: Vec<String> = (5..15).map(|i| format!("k{i}")).collect();
+    let (cmds, requests) = observed(&mut admin, || {
+        let found = cache.multi_get::<u32, _>(&wanted).unwrap();
+        let missing: Vec<(String, u32)> = wanted
+            .iter()
+            .zip(&found)
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| (k.clone(), 0))
+            .collect();
+        assert_eq!(missing.len(), 5);
+        cache.multi_set(&missing, Ttl::secs(60)).unwrap();
+    });
+    assert_eq!(
+        cmds,
+        calls(&[
+            ("exec", 1),
+            ("mget", 1),
+            ("mset", 1),
+            ("multi", 1),
+            ("pexpire", 5)
+        ])
+    );
+    assert_eq!(requests, 2);
+}
+
+#[test]
+fn locks_hold_across_caches_sharing_a_server() {
+    let server = support::redis_server();
+    let a = cache_on(&server, "locks");
+    let b = cache_on(&server, "locks");
+    let lock = RedLock::new(&a, "report", Duration::from_secs(10)).unwrap();
+    let guard = lock.try_acquire().unwrap().unwrap();
+    assert!(RedLock::new(&b, "report", Duration::from_secs(10))
+        .unwrap()
+        .try_acquire()
+        .unwrap()
+        .is_none());
+    drop(guard);
+    assert!(RedLock::new(&b, "report", Duration::from_secs(10))
+        .unwrap()
+        .try_acquire()
+        .unwrap()
+        .is_some());
+}
+
+#[test]
+fn database_number_and_password() {
+    let server = support::redis_server_with(&["--requirepass", "pw-for-tests-1"]);
+    let cache = alias(server.port)
+        .option("password", "pw-for-tests-1")
+        .option("db", 3u32)
+        .namespace("auth")
+        .build_cache("auth")
+        .unwrap();
+    cache.set("k", &7u32, Ttl::Default).unwrap();
+    let mut admin = redis::Client::open(format!(
+        "redis://:pw-for-tests-1@127.0.0.1:{}/3",
+        server.port
+    ))
+    .unwrap()
+    .get_connection()
+    .unwrap();
+    let stored: Option<String> = redis::cmd("GET").arg("auth:k").query(&mut admin).unwrap();
+    assert_eq!(stored.as_deref(), Some("7"));
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut admin).unwrap();
+    let in_db0: Option<String> = redis::cmd("GET").arg("auth:k").query(&mut admin).unwrap();
+    assert_eq!(in_db0, None);
+
+    let wrong = alias(server.port)
+        .option("password", "not-the-pw-2")
+        .build_cache("wrong")
+        .unwrap();
+    let err = wrong.get::<u32>("k").unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    let backend = RedisBackend::builder()
+        .port(server.port)
+        .password("not-the-pw-2")
+        .build()
+        .unwrap();
+    for text in [
+        format!("{err}"),
+        format!("{err:?}"),
+        format!("{wrong:?}"),
+        format!("{backend:?} {backend}"),
+    ] {
+        assert!(!text.contains("not-the-pw-2"), "password shown in: {text}");
+    }
+    let none = alias(server.port).build_cache("none").unwrap();
+    assert!(matches!(none.get::<u32>("k"), Err(Error::Backend { .. })));
+}
+
+#[test]
+fn acl_user_from_a_url_and_no_password_in_output_or_logs() {
+    let mut server = support::redis_server();
+    let mut admin = admin(server.port);
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "app", "on", ">app-pw-3", "~*", "+@all"])
+        .query(&mut admin)
+        .unwrap();
+    let url = format!(
+        "redis://app:app-pw-3@127.0.0.1:{}/0?namespace=acl&timeout=2",
+        server.port
+    );
+    let cache = Cache::from_url(&url).unwrap();
+    assert_eq!(cache.namespace(), Some("acl"));
+    assert_eq!(
+        cache.raw::<&str>("ACL", &["WHOAMI"]).unwrap(),
+        RawReply::Bytes(b"app".to_vec())
+    );
+
+    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+        .with_ansi(false)
+        .with_writer(move || LogSink(sink.clone()))
+        .finish();
+    {
+        let _logging = subscriber.set_default();
+        cache.set("k", &1u8, Ttl::Default).unwrap();
+        // The restart forgets the ACL user: the reconnect fails to authenticate, and says so.
+        server.restart();
+        let err = cache.get::<u8>("k").unwrap_err();
+        for text in [format!("{err}"), format!("{err:?}")] {
+            assert!(!text.contains("app-pw-3"), "password shown in: {text}");
+        }
+        let bad = Cache::from_url(&format!(
+            "redis://app:wrong-pw-4@127.0.0.1:{}/0",
+            server.port
+        ))
+        .unwrap();
+        let err = bad.get::<u8>("k").unwrap_err();
+        assert!(!format!("{err} {err:?} {bad:?}").contains("wrong-pw-4"));
+    }
+    let logs = String::from_utf8(logs.lock().clone()).unwrap();
+    assert!(
+        logs.contains("reconnecting"),
+        "the reconnect was logged: {logs}"
+    );
+    assert!(
+        !logs.contains("app-pw-3") && !logs.contains("wrong-pw-4"),
+        "password in logs: {logs}"
+    );
+    let backend = RedisBackend::builder().url(&url).build().unwrap();
+    for text in [
+        format!("{cache:?}"),
+        format!("{backend:?}"),
+        backend.to_string(),
+    ] {
+        assert!(!text.contains("app-pw-3"), "password shown in: {text}");
+    }
+}
+
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn tls_with_a_private_authority() {
+    let tls = support::redis_tls_server();
+    let port = tls.server.port;
+    let ca = tls.ca_file().to_string_lossy().into_owned();
+    let cache = alias(port)
+        .option("tls", true)
+        .option("tls_ca_file", ca.as_str())
+        .namespace("tls")
+        .build_cache("tls")
+        .unwrap();
+    cache
+        .set("k", &"secret".to_string(), Ttl::secs(60))
+        .unwrap();
+    assert_eq!(cache.get::<String>("k").unwrap().as_deref(), Some("secret"));
+    let backend = RedisBackend::builder()
+        .port(port)
+        .tls(true)
+        .tls_ca_file(&ca)
+        .build()
+        .unwrap();
+    assert_eq!(backend.location(), format!("rediss://127.0.0.1:{port}/0"));
+
+    let from_url = Cache::from_url(&format!(
+        "rediss://127.0.0.1:{port}/0?namespace=tls&tls_ca_file={ca}"
+    ))
+    .unwrap();
+    assert_eq!(
+        from_url.get::<String>("k").unwrap().as_deref(),
+        Some("secret")
+    );
+
+    // The system's roots do not know this authority: a clear error, not a hang.
+    let untrusted = alias(port)
+        .option("tls", true)
+        .build_cache("untrusted")
+        .unwrap();
+    let started = Instant::now();
+    assert!(matches!(
+        untrusted.get::<String>("k"),
+        Err(Error::Backend { .. })
+    ));
+    // Plain text to a TLS port: an error within the timeout.
+    let plain = alias(port)
+        .timeout(Duration::from_millis(500))
+        .build_cache("plain")
+        .unwrap();
+    assert!(plain.get::<String>("k").is_err());
+    assert!(started.elapsed() < NO_HANG);
+}
+
+#[test]
+fn killed_server_fails_fast_and_the_same_cache_recovers_after_restart() {
+    let mut server = support::redis_server();
+    let cache = alias(server.port)
+        .timeout(Duration::from_millis(500))
+        .namespace("fault")
+        .build_cache("fault")
+        .unwrap();
+    cache.set("k", &1u32, Ttl::Default).unwrap();
+    server.kill();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = cache.get::<u32>("k").unwrap_err();
+        assert!(
+            matches!(err, Error::Backend { .. } | Error::Timeout { .. }),
+            "{err:?}"
+        );
+        assert!(started.elapsed() < NO_HANG);
+        assert!(cache.set("k", &2u32, Ttl::Default).is_err());
+    }
+    server.restart();
+    cache.set("k", &3u32, Ttl::Default).unwrap();
+    assert_eq!(cache.get::<u32>("k").unwrap(), Some(3));
+}
+
+#[test]
+fn pooled_connections_survive_a_restart_without_a_failed_command() {
+    let mut server = support::redis_server();
+    let cache = alias(server.port)
+        .namespace("restart")
+        .build_cache("restart")
+        .unwrap();
+    // Several pooled connections at once.
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let cache = &cache;
+            s.spawn(move || {
+                for i in 0..50 {
+                    cache.set(&format!("{t}:{i}"), &i, Ttl::Default).unwrap();
+                }
+            });
+        }
+    });
+    server.restart();
+    // No persistence: the data is gone, but every command works on the same cache.
+    for cmd in 0..4 {
+        assert_eq!(
+            cache.get::<u32>("0:1").unwrap(),
+            None,
+            "command {cmd} after the restart"
+        );
+    }
+    assert_eq!(cache.increment("n", 1).unwrap(), 1);
+}
+
+fn signal(server: &Server, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &server.pid().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
+#[test]
+fn an_unresponsive_server_times_out_and_the_cache_recovers() {
+    let server = support::redis_server();
+    let cache = alias(server.port)
+        .timeout(Duration::from_millis(300))
+        .namespace("stop")
+        .build_cache("stop")
+        .unwrap();
+    cache.set("k", &1u32, Ttl::Default).unwrap();
+    signal(&server, "-STOP");
+    let started = Instant::now();
+    let err = cache.get::<u32>("k").unwrap_err();
+    let waited = started.elapsed();
+    let fresh_err = alias(server.port)
+        .timeout(Duration::from_millis(300))
+        .build_cache("fresh")
+        .unwrap()
+        .get::<u32>("k")
+        .unwrap_err();
+    signal(&server, "-CONT");
+    assert!(
+        matches!(err, Error::Timeout { command: "get", .. }),
+        "{err:?}"
+    );
+    assert!(waited < NO_HANG, "waited {waited:?}");
+    assert!(
+        matches!(fresh_err, Error::Timeout { .. }),
+        "connecting is bounded too: {fresh_err:?}"
+    );
+    // The timed-out connection was closed, so its late reply cannot answer the next command.
+    assert_eq!(cache.get::<u32>("k").unwrap(), Some(1));
+    assert_eq!(cache.increment("n", 2).unwrap(), 2);
+}
+
+#[test]
+fn corrupted_and_foreign_values_are_errors_not_panics() {
+    let server = support::redis_server();
+    let mut admin = admin(server.port);
+    let cache = cache_on(&server, "c");
+    let _: () = redis::cmd("SET")
+        .arg("c:bad")
+        .arg("{not json")
+        .query(&mut admin)
+        .unwrap();
+    assert!(matches!(
+        cache.get::<BTreeMap<String, u32>>("bad"),
+        Err(Error::Deserialize { .. })
+    ));
+    let kept: String = redis::cmd("GET").arg("c:bad").query(&mut admin).unwrap();
+    assert_eq!(kept, "{not json", "the stored bytes are left as they were");
+    let _: () = redis::cmd("RPUSH")
+        .arg("c:list")
+        .arg("x")
+        .query(&mut admin)
+        .unwrap();
+    assert!(matches!(
+        cache.get::<String>("list"),
+        Err(Error::Backend { .. })
+    ));
+    assert!(matches!(
+        cache.increment("list", 1),
+        Err(Error::NotAnInteger { .. })
+    ));
+    assert!(matches!(
+        cache.multi_get::<u32, _>(&["bad"]),
+        Err(Error::Deserialize { .. })
+    ));
+}
+
+#[test]
+fn the_pool_bounds_connections_and_shares_them_across_threads() {
+    let server = support::redis_server();
+    let mut admin = admin(server.port);
+    let cache = alias(server.port)
+        .option("pool_max_size", 2u32)
+        .namespace("pool")
+        .build_cache("pool")
+        .unwrap();
+    cache.set("k", &1u32, Ttl::Default).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..100 {
+                    assert_eq!(cache.get::<u32>("k").unwrap(), Some(1));
+                }
+            });
+        }
+    });
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).unwrap();
+    assert!(
+        clients.lines().count() <= 3,
+        "at most 2 pooled + this one:\n{clients}"
+    );
+    cache.close().unwrap();
+    assert_eq!(
+        cache.get::<u32>("k").unwrap(),
+        Some(1),
+        "close, then reconnect on next use"
+    );
+}
+
+#[test]
+fn config_errors_name_the_alias_and_field() {
+    let check = |json: &str, needles: &[&str]| {
+        let err = Config::from_json(json)
+            .and_then(|c| c.validate())
+            .unwrap_err()
+            .to_string();
+        for needle in needles {
+            assert!(err.contains(needle), "`{needle}` not in: {err}");
+        }
+    };
+    check(
+        r#"{"default": {"cache": "memory"}, "r": {"cache": "redis", "port": "x"}}"#,
+        &["alias `r`", "field `port`"],
+    );
+    check(
+        r#"{"default": {"cache": "memory"}, "r": {"cache": "redis", "prot": 1}}"#,
+        &["alias `r`", "unknown field `prot`"],
+    );
+    check(
+        r#"{"default": {"cache": "memory"}, "r": {"cache": "redis", "nodes": ["127.0.0.1:7000"], "db": 2}}"#,
+        &["alias `r`", "field `db`"],
+    );
+    check(
+        r#"{"default": {"cache": "memory"}, "r": {"cache": "redis", "url": "redis://h:1", "port": 2}}"#,
+        &["alias `r`", "field `port`"],
+    );
+    check(
+        r#"{"default": {"cache": "memory"}, "r": {"cache": "redis", "port": 70000}}"#,
+        &["alias `r`", "field `port`"],
+    );
+    // aiocache's own config shape is accepted as it is.
+    Config::from_json(
+        r#"{"default": {"cache": "aiocache.RedisCache", "endpoint": "127.0.0.1", "port": 6379, "timeout": 1,
+            "serializer": {"class": "aiocache.serializers.JsonSerializer"}, "pool_max_size": 4,
+            "create_connection_timeout": 0.5, "ssl": false}}"#,
+    )
+    .unwrap()
+    .validate()
+    .unwrap();
+    let err = RedisBackend::builder()
+        .password("pw-5")
+        .url("redis://:pw-5@h:1")
+        .endpoint("x")
+        .build()
+        .unwrap_err();
+    assert!(!err.to_string().contains("pw-5"));
+}
+
+#[test]
+fn unreachable_server_is_a_backend_error_without_credentials() {
+    let port = support::free_port();
+    let cache = Cache::from_url(&format!("redis://u:pw-6@127.0.0.1:{port}/0?timeout=0.5")).unwrap();
+    let started = Instant::now();
+    let err = cache.get::<u8>("k").unwrap_err();
+    assert!(started.elapsed() < NO_HANG);
+    assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    let text = format!("{err} {err:?} {cache:?}");
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(!text.contains("pw-6"), "{text}");
+}
+
+#[test]
+fn redis_cluster_runs_the_command_suite_across_slots() {
+    let cluster = support::redis_cluster();
+    let cache = AliasConfig::new("redis")
+        .option("nodes", cluster.addrs())
+        .timeout(Duration::from_secs(5))
+        .build_cache("cluster")
+        .unwrap();
+    // The suite's 20 multi-key entries spread over several slots on several masters.
+    let slots: BTreeSet<i64> = (0..20)
+        .map(|i| {
+            match cache
+                .raw("CLUSTER", &["KEYSLOT".to_string(), format!("suite:m{i}")])
+                .unwrap()
+            {
+                RawReply::Int(slot) => slot,
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    assert!(slots.len() > 10, "{slots:?}");
+    command_suite(&cache);
+
+    // The same alias shape from a URL, seeded by one node.
+    let url = format!("redis://{}?cluster=true&namespace=url", cluster.addrs()[1]);
+    let from_url = Cache::from_url(&url).unwrap();
+    let pairs: Vec<(String, u32)> = (0..50).map(|i| (format!("k{i}"), i)).collect();
+    from_url.multi_set(&pairs, Ttl::Default).unwrap();
+    let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    let found = cache
+        .with_namespace("url")
+        .multi_get::<u32, _>(&keys)
+        .unwrap();
+    assert_eq!(found, (0..50).map(Some).collect::<Vec<_>>());
+    assert_eq!(from_url.keys("k4*").unwrap().len(), 11);
+    // Without namespace: FLUSHDB on every master, counting what they held.
+    let everything = cache.without_namespace();
+    assert_eq!(everything.clear().unwrap(), 50);
+    assert!(everything.keys("*").unwrap().is_empty());
+}
+
+fn python() -> PathBuf {
+    let python = support::require("python3", "python3");
+    let ok = Command::new(&python)
+        .args(["-c", "import aiocache, redis"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "the interop test needs Python's aiocache: run `python3 -m pip install 'aiocache[redis]==0.12.3'` \
+         (or `scripts/test`, which installs it)"
+    );
+    python
+}
+
+fn run_python(port: u16, mode: &str) -> serde_json::Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/aiocache_redis.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .args([port.to_string().as_str(), mode])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} {mode} failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn python_aiocache_reads_what_we_write_and_we_read_what_it_writes() {
+    use serde_json::json;
+    let server = support::redis_server();
+    let json_cache = Cache::builder()
+        .backend(RedisBackend::builder().port(server.port).build().unwrap())
+        .serializer(JsonSerializer)
+        .namespace("ns")
+        .build()
+        .unwrap();
+    let str_cache = Cache::builder()
+        .backend_shared(json_cache.backend().clone())
+        .serializer(StringSerializer)
+        .namespace("ns")
+        .build()
+        .unwrap();
+
+    let dict = json!({"name": "Zoë", "tags": ["x", "y"], "n": 7, "f": 2.25, "none": null, "nested": {"ok": true}});
+    json_cache.set("rs:dict", &dict, Ttl::Default).unwrap();
+    json_cache
+        .set("rs:list", &vec![1, 2, 3], Ttl::Default)
+        .unwrap();
+    let unicode = "日本語 ✓ \"quoted\" \\ back\nslash \u{1F600}".to_string();
+    json_cache
+        .set("rs:unicode", &unicode, Ttl::Default)
+        .unwrap();
+    json_cache
+        .set("rs:none", &Option::<u32>::None, Ttl::Default)
+        .unwrap();
+    json_cache
+        .multi_set(&[("rs:m1", json!({"a": 1}))], Ttl::secs(100))
+        .unwrap();
+    str_cache
+        .set("rs:text", &"héllo".to_string(), Ttl::Default)
+        .unwrap();
+    str_cache.set("rs:number", &42u32, Ttl::Default).unwrap();
+    json_cache.increment("rs:counter", 3).unwrap();
+    json_cache.set("rs:ttl", &1u8, Ttl::secs(100)).unwrap();
+
+    let read = run_python(server.port, "read");
+    assert_eq!(read["dict"], dict);
+    assert_eq!(read["list"], json!([1, 2, 3]));
+    assert_eq!(read["unicode"], json!(unicode));
+    assert_eq!(read["none_exists"], json!(true));
+    assert_eq!(
+        read["none"],
+        json!("missing"),
+        "aiocache reads a stored null as a miss"
+    );
+    assert_eq!(read["multi"], json!([[1, 2, 3], null, {"a": 1}]));
+    assert_eq!(read["text"], json!("héllo"));
+    assert_eq!(read["number"], json!("42"));
+    assert_eq!(read["counter"], json!(4));
+    assert_eq!(read["ttl_key_exists"], json!(true));
+    assert_eq!(json_cache.get::<i64>("rs:counter").unwrap(), Some(4));
+
+    assert_eq!(run_python(server.port, "write"), json!({"ok": true}));
+    let got: serde_json::Value = json_cache.get("py:dict").unwrap().unwrap();
+    assert_eq!(
+        got,
+        json!({"name": "Zoë", "tags": ["a", "b"], "n": 3, "f": 1.5, "none": null, "nested": {"x": [1, {"y": true}]}})
+    );
+    assert_eq!(
+        json_cache.get::<Option<u32>>("py:none").unwrap(),
+        Some(None)
+    );
+    assert_eq!(
+        json_cache.get::<String>("py:ttl").unwrap().as_deref(),
+        Some("short-lived")
+    );
+    assert_ttl_within(&json_cache, "py:ttl", 100_000);
+    assert_eq!(
+        json_cache
+            .multi_get::<serde_json::Value, _>(&["py:m1", "py:m2", "py:nope"])
+            .unwrap(),
+        vec![Some(json!([1, 2, 3])), Some(json!({"k": "v"})), None]
+    );
+    assert_ttl_within(&json_cache, "py:m2", 100_000);
+    assert!(matches!(
+        json_cache.add("py:added", &"second".to_string(), Ttl::Default),
+        Err(Error::KeyExists { .. })
+    ));
+    assert_eq!(json_cache.increment("py:counter", 1).unwrap(), 6);
+    assert_eq!(
+        str_cache.get::<String>("py:text").unwrap().as_deref(),
+        Some("héllo wörld")
+    );
+    assert_eq!(str_cache.get::<u32>("py:number").unwrap(), Some(42));
+    let mut keys = json_cache.keys("py:*").unwrap();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "py:added",
+            "py:counter",
+            "py:dict",
+            "py:m1",
+            "py:m2",
+            "py:none",
+            "py:number",
+            "py:text",
+            "py:ttl"
+        ]
+    );
+}
