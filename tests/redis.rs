@@ -17,7 +17,7 @@ use cache_runtime::{
     RedisBackend, StringSerializer, Ttl,
 };
 use parking_lot::Mutex;
-use support::Server;
+use support::{admin, calls, observed, Server};
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// A bound for "did not hang": far above every configured timeout, far below forever.
@@ -34,13 +34,6 @@ fn cache_on(server: &Server, namespace: &str) -> Cache {
     alias(server.port)
         .namespace(namespace)
         .build_cache("test")
-        .unwrap()
-}
-
-fn admin(port: u16) -> redis::Connection {
-    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-        .unwrap()
-        .get_connection()
         .unwrap()
 }
 
@@ -280,55 +273,6 @@ fn expiry_is_enforced_by_the_server() {
         assert!(Instant::now() < deadline, "a 50 ms TTL did not expire");
         std::thread::yield_now();
     }
-}
-
-/// Per-command call counts and how many reads the server made from client sockets.
-struct ServerStats {
-    calls: BTreeMap<String, u64>,
-    reads: u64,
-}
-
-fn server_stats(admin: &mut redis::Connection) -> ServerStats {
-    let info: String = redis::cmd("INFO").arg("everything").query(admin).unwrap();
-    let mut calls = BTreeMap::new();
-    let mut reads = 0;
-    for line in info.lines() {
-        if let Some(rest) = line.strip_prefix("cmdstat_") {
-            let (name, fields) = rest.split_once(':').unwrap();
-            let n = fields
-                .split(',')
-                .find_map(|f| f.strip_prefix("calls="))
-                .unwrap()
-                .parse()
-                .unwrap();
-            calls.insert(name.to_string(), n);
-        } else if let Some(n) = line.strip_prefix("total_reads_processed:") {
-            reads = n.trim().parse().unwrap();
-        }
-    }
-    ServerStats { calls, reads }
-}
-
-/// What the server did while `op` ran: the commands it executed (INFO excluded) and how many separate
-/// requests (socket reads) reached it, the INFO that takes the second snapshot excluded.
-fn observed(admin: &mut redis::Connection, op: impl FnOnce()) -> (BTreeMap<String, u64>, u64) {
-    let before = server_stats(admin);
-    op();
-    let after = server_stats(admin);
-    let delta = after
-        .calls
-        .iter()
-        .filter(|(name, _)| name.as_str() != "info")
-        .filter_map(|(name, n)| {
-            let d = n - before.calls.get(name).copied().unwrap_or(0);
-            (d > 0).then(|| (name.clone(), d))
-        })
-        .collect();
-    (delta, after.reads - before.reads - 1)
-}
-
-fn calls(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
 #[test]

@@ -364,3 +364,63 @@ pub fn redis_tls_server() -> TlsRedis {
     });
     TlsRedis { server, certs }
 }
+
+/// A plain connection to a test redis-server, to look at it independently of the code under test.
+pub fn admin(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+/// Per-command call counts and how many reads the server made from client sockets.
+pub struct ServerStats {
+    pub calls: std::collections::BTreeMap<String, u64>,
+    pub reads: u64,
+}
+
+pub fn server_stats(admin: &mut redis::Connection) -> ServerStats {
+    let info: String = redis::cmd("INFO").arg("everything").query(admin).unwrap();
+    let mut calls = std::collections::BTreeMap::new();
+    let mut reads = 0;
+    for line in info.lines() {
+        if let Some(rest) = line.strip_prefix("cmdstat_") {
+            let (name, fields) = rest.split_once(':').unwrap();
+            let n = fields
+                .split(',')
+                .find_map(|f| f.strip_prefix("calls="))
+                .unwrap()
+                .parse()
+                .unwrap();
+            calls.insert(name.to_string(), n);
+        } else if let Some(n) = line.strip_prefix("total_reads_processed:") {
+            reads = n.trim().parse().unwrap();
+        }
+    }
+    ServerStats { calls, reads }
+}
+
+/// What the server did while `op` ran: the commands it executed (INFO excluded) and how many separate
+/// requests (socket reads) reached it, the INFO that takes the second snapshot excluded.
+pub fn observed(
+    admin: &mut redis::Connection,
+    op: impl FnOnce(),
+) -> (std::collections::BTreeMap<String, u64>, u64) {
+    let before = server_stats(admin);
+    op();
+    let after = server_stats(admin);
+    let delta = after
+        .calls
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info")
+        .filter_map(|(name, n)| {
+            let d = n - before.calls.get(name).copied().unwrap_or(0);
+            (d > 0).then(|| (name.clone(), d))
+        })
+        .collect();
+    (delta, after.reads - before.reads - 1)
+}
+
+pub fn calls(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
