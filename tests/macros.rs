@@ -327,7 +327,7 @@ static APP_CALLS: AtomicUsize = AtomicUsize::new(0);
 #[cached(alias = "macros_result")]
 fn checked_half(n: u32) -> app::Result<u32> {
     bump(&APP_CALLS);
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         Ok(n / 2)
     } else {
         Err(format!("{n} is odd").into())
@@ -393,6 +393,7 @@ struct Connection;
 static SKIP_CALLS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(alias = "macros_args", skip(conn, log))]
+#[allow(clippy::ptr_arg)] // the output log grows
 fn user_name(conn: &Connection, log: &mut Vec<String>, id: u32) -> String {
     let _ = conn;
     bump(&SKIP_CALLS);
@@ -403,7 +404,7 @@ fn user_name(conn: &Connection, log: &mut Vec<String>, id: u32) -> String {
 static FIXED_CALLS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(alias = "macros_args", key = "config:main")]
-fn load_config(path: &mut Vec<u8>) -> u32 {
+fn load_config(path: &mut [u8]) -> u32 {
     let _ = path;
     bump(&FIXED_CALLS);
     7
@@ -444,11 +445,11 @@ fn skip_key_and_key_builder() {
         "macros::user_name(1)"
     );
 
-    assert_eq!(load_config(&mut vec![1]), 7);
-    assert_eq!(load_config(&mut vec![2]), 7);
+    assert_eq!(load_config(&mut [1]), 7);
+    assert_eq!(load_config(&mut [2]), 7);
     assert_eq!(count(&FIXED_CALLS), 1, "a fixed key ignores the arguments");
     assert_eq!(
-        load_config_cache::key(&mut Vec::new()).unwrap(),
+        load_config_cache::key(&mut []).unwrap(),
         "config:main"
     );
 
@@ -498,7 +499,7 @@ fn namespace_serializer_and_plugins_override_the_alias() {
     assert_eq!(stored.as_bytes(), Some(&b"[1,1,1]"[..]));
 }
 
-fn is_empty(v: &Vec<u8>) -> bool {
+fn is_empty(v: &[u8]) -> bool {
     v.is_empty()
 }
 

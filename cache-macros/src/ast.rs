@@ -48,7 +48,7 @@ impl Func {
     }
 
     pub fn param(&self, name: &Ident) -> Option<&Param> {
-        self.params.iter().find(|p| p.binding == *name)
+        self.params.iter().find(|p| p.name == *name)
     }
 
     /// Type and const parameters, in order: what a turbofish passes and what the key names.
@@ -70,7 +70,10 @@ impl Func {
 
 /// One typed parameter.
 pub struct Param {
-    /// The name generated code uses: the parameter's own identifier, or `__cache_argN` for a pattern.
+    /// The name arguments refer to (`skip(name)`, `keys_from_attr = "name"`).
+    pub name: Ident,
+    /// The name generated code uses: the parameter's own identifier, or `__cache_argN` for a pattern or an
+    /// `_unused` name (which lints would flag once generated code passes it on).
     pub binding: Ident,
     /// The pattern as written (kept on the uncached body).
     pub pat: Pat,
@@ -79,16 +82,24 @@ pub struct Param {
 
 impl Param {
     fn new(index: usize, pat: &Pat, ty: &Type) -> Param {
-        let binding = match pat {
+        let generated = || format_ident!("__cache_arg{}", index, span = Span::call_site());
+        let (name, binding) = match pat {
             Pat::Ident(PatIdent {
                 ident,
                 subpat: None,
                 by_ref: None,
                 ..
-            }) => ident.clone(),
-            _ => format_ident!("__cache_arg{}", index, span = pat.span()),
+            }) if ident.to_string().starts_with('_') => (ident.clone(), generated()),
+            Pat::Ident(PatIdent {
+                ident,
+                subpat: None,
+                by_ref: None,
+                ..
+            }) => (ident.clone(), ident.clone()),
+            _ => (generated(), generated()),
         };
         Param {
+            name,
             binding,
             pat: pat.clone(),
             ty: ty.clone(),

@@ -166,7 +166,7 @@ impl<'a> Gen<'a> {
 
     fn keys_param(&self) -> Option<&'a Param> {
         let name = self.args.keys_from_attr.as_ref()?.value.value();
-        self.func.params.iter().find(|p| p.binding == name)
+        self.func.params.iter().find(|p| p.name == name)
     }
 
     /// Calls the uncached body with the function's own arguments, `replace` standing in for the keys parameter.
@@ -298,13 +298,13 @@ impl<'a> Gen<'a> {
             match input {
                 FnArg::Typed(typed) => {
                     if let Some(param) = params.next() {
-                        typed.pat = Box::new(Pat::Ident(PatIdent {
+                        *typed.pat = Pat::Ident(PatIdent {
                             attrs: Vec::new(),
                             by_ref: None,
                             mutability: None,
                             ident: param.binding.clone(),
                             subpat: None,
-                        }));
+                        });
                     }
                 }
                 FnArg::Receiver(receiver) => {
@@ -365,7 +365,12 @@ impl<'a> Gen<'a> {
     /// A parameter name not used by the function.
     fn fresh_name(&self, base: &str) -> Ident {
         let mut name = base.to_string();
-        while self.func.params.iter().any(|p| p.binding == name.as_str()) {
+        while self
+            .func
+            .params
+            .iter()
+            .any(|p| p.name == name.as_str() || p.binding == name.as_str())
+        {
             name = format!("cache_{name}");
         }
         Ident::new(&name, Span::call_site())

@@ -101,7 +101,7 @@ impl KeyGen<'_> {
                 .func
                 .params
                 .iter()
-                .filter(|p| !self.skipped(&p.binding))
+                .filter(|p| !self.skipped(&p.name))
                 .map(|p| &p.binding);
             return quote_spanned!(f.span()=> __cache_key.custom(&(#f)(#receiver #(&#params),*));)
                 .into_token_stream();
@@ -117,9 +117,9 @@ impl KeyGen<'_> {
             .func
             .params
             .iter()
-            .filter(|p| !self.skipped(&p.binding))
+            .filter(|p| !self.skipped(&p.name))
             .map(|p| {
-                if self.is_keys_param(&p.binding) {
+                if self.is_keys_param(&p.name) {
                     quote!(__cache_key.arg(__cache_elem);)
                 } else {
                     let binding = &p.binding;

@@ -130,15 +130,15 @@ fn key_arguments_are_keyable(kind: Kind, args: &Args, func: &Func, errors: &mut 
     }
     let keys_param = args.keys_from_attr.as_ref().map(|a| a.value.value());
     for param in &func.params {
-        if is_skipped(args, &param.binding) {
+        if is_skipped(args, &param.name) {
             continue;
         }
         if kind == Kind::MultiCached
-            && keys_param.as_deref() == Some(param.binding.to_string().as_str())
+            && keys_param.as_deref() == Some(param.name.to_string().as_str())
         {
             continue;
         }
-        let name = &param.binding;
+        let name = &param.name;
         if param.is_mut_ref() {
             errors.at(
                 param.ty.span(),
@@ -193,16 +193,14 @@ fn positive_duration(value: Option<&Expr>, name: &str, errors: &mut Errors) {
         Expr::Lit(ExprLit {
             lit: Lit::Float(float),
             ..
-        }) => {
-            if float
-                .base10_parse::<f64>()
-                .is_ok_and(|f| f <= 0.0 || !f.is_finite())
-            {
-                errors.at(
-                    float.span(),
-                    format!("`{name}` must be a positive number of seconds"),
-                );
-            }
+        }) if float
+            .base10_parse::<f64>()
+            .is_ok_and(|f| f <= 0.0 || !f.is_finite()) =>
+        {
+            errors.at(
+                float.span(),
+                format!("`{name}` must be a positive number of seconds"),
+            );
         }
         Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => {
             errors.at(
@@ -225,7 +223,7 @@ fn keys_from_attr_names_a_collection(args: &Args, func: &Func, errors: &mut Erro
         return;
     };
     let name = arg.value.value();
-    let Some(param) = func.params.iter().find(|p| p.binding == name) else {
+    let Some(param) = func.params.iter().find(|p| p.name == name) else {
         errors.at(
             arg.value.span(),
             format!(
@@ -235,7 +233,7 @@ fn keys_from_attr_names_a_collection(args: &Args, func: &Func, errors: &mut Erro
         );
         return;
     };
-    if is_skipped(args, &param.binding) {
+    if is_skipped(args, &param.name) {
         errors.at(
             arg.value.span(),
             format!("`{name}` holds the keys and cannot be skipped"),
