@@ -448,10 +448,7 @@ fn skip_key_and_key_builder() {
     assert_eq!(load_config(&mut [1]), 7);
     assert_eq!(load_config(&mut [2]), 7);
     assert_eq!(count(&FIXED_CALLS), 1, "a fixed key ignores the arguments");
-    assert_eq!(
-        load_config_cache::key(&mut []).unwrap(),
-        "config:main"
-    );
+    assert_eq!(load_config_cache::key(&mut []).unwrap(), "config:main");
 
     assert_eq!(profile(13), 3);
     assert_eq!(profile(23), 3);
