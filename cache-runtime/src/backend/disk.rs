@@ -10,8 +10,9 @@
 //!
 //! Layout: `{dir}/cache.sqlite3` (+ `-wal`, `-shm`). One row per key: the value, its absolute expiry in
 //! milliseconds since the epoch on the backend's clock (0 = never), its size, and an ever-increasing id
-//! (`AUTOINCREMENT`) that is both the optimistic-lock version and the eviction order. Triggers keep the entry
-//! count and byte total in a one-row table, so bounds cost no scan and stay right across processes.
+//! (never reused, even after deletes) that is both the optimistic-lock version and the eviction order. Triggers
+//! keep the entry count, the byte total and the next id in a one-row table, so bounds cost no scan and stay
+//! right across processes (and no `AUTOINCREMENT` bookkeeping page is written per commit).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,7 +45,7 @@ const DEFAULT_BUSY: Duration = Duration::from_secs(5);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
     value BLOB NOT NULL,
     expires_at INTEGER NOT NULL,
@@ -54,11 +55,12 @@ CREATE INDEX IF NOT EXISTS entries_expiry ON entries(expires_at) WHERE expires_a
 CREATE TABLE IF NOT EXISTS totals (
     id INTEGER PRIMARY KEY CHECK (id = 0),
     count INTEGER NOT NULL,
-    bytes INTEGER NOT NULL
+    bytes INTEGER NOT NULL,
+    next_id INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO totals VALUES (0, 0, 0);
+INSERT OR IGNORE INTO totals VALUES (0, 0, 0, 1);
 CREATE TRIGGER IF NOT EXISTS entries_insert AFTER INSERT ON entries BEGIN
-    UPDATE totals SET count = count + 1, bytes = bytes + NEW.size WHERE id = 0;
+    UPDATE totals SET count = count + 1, bytes = bytes + NEW.size, next_id = max(next_id, NEW.id + 1) WHERE id = 0;
 END;
 CREATE TRIGGER IF NOT EXISTS entries_delete AFTER DELETE ON entries BEGIN
     UPDATE totals SET count = count - 1, bytes = bytes - OLD.size WHERE id = 0;
@@ -515,7 +517,8 @@ impl DiskBackend {
         size: i64,
     ) -> rusqlite::Result<()> {
         tx.prepare_cached(
-            "INSERT OR REPLACE INTO entries (key, value, expires_at, size) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR REPLACE INTO entries (id, key, value, expires_at, size) \
+             VALUES ((SELECT next_id FROM totals WHERE id = 0), ?1, ?2, ?3, ?4)",
         )?
         .execute(params![key, value, expires_at, size])?;
         Ok(())
@@ -547,7 +550,7 @@ impl DiskBackend {
         }
     }
 
-    fn bytes<'v>(value: &'v Value) -> Result<&'v [u8]> {
+    fn bytes(value: &Value) -> Result<&[u8]> {
         value.as_bytes().ok_or_else(|| {
             Error::InvalidInput(
                 "the disk backend stores bytes; use a byte serializer such as `json`".into(),
