@@ -177,7 +177,7 @@ fn benches(c: &mut Criterion) {
 /// time ratios b / a.
 fn paired(label: &str, rounds: usize, mut a: impl FnMut(), mut b: impl FnMut()) {
     const CALLS: usize = 200;
-    let mut time = |f: &mut dyn FnMut()| {
+    let time = |f: &mut dyn FnMut()| {
         let started = Instant::now();
         for _ in 0..CALLS {
             f();
