@@ -934,3 +934,67 @@ fn python_aiocache_reads_what_we_write_and_we_read_what_it_writes() {
         ]
     );
 }
+
+#[test]
+fn a_command_waiting_for_a_busy_pool_times_out_then_proceeds() {
+    let server = support::redis_server();
+    let mut admin = admin(server.port);
+    let cache = alias(server.port)
+        .option("pool_max_size", 1u32)
+        .timeout(Duration::from_secs(5))
+        .namespace("busy")
+        .build_cache("busy")
+        .unwrap();
+    cache.set("k", &1u32, Ttl::Default).unwrap();
+    std::thread::scope(|s| {
+        // Holds the only connection until the list gets an element.
+        let blocked = s.spawn(|| cache.raw("BLPOP", &["busy:queue", "0"]).unwrap());
+        let deadline = Instant::now() + NO_HANG;
+        loop {
+            let info: String = redis::cmd("INFO").arg("clients").query(&mut admin).unwrap();
+            if info.contains("blocked_clients:1") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "BLPOP never blocked");
+            std::thread::yield_now();
+        }
+        let impatient = cache.with_timeout(Some(Duration::from_millis(200)));
+        let err = impatient.get::<u32>("k").unwrap_err();
+        assert!(
+            matches!(err, Error::Timeout { command: "get", .. }),
+            "{err:?}"
+        );
+        let _: i64 = redis::cmd("LPUSH")
+            .arg("busy:queue")
+            .arg("job")
+            .query(&mut admin)
+            .unwrap();
+        assert_eq!(
+            blocked.join().unwrap(),
+            RawReply::Array(vec![
+                RawReply::Bytes(b"busy:queue".to_vec()),
+                RawReply::Bytes(b"job".to_vec())
+            ])
+        );
+        assert_eq!(impatient.get::<u32>("k").unwrap(), Some(1));
+    });
+}
+
+#[test]
+fn unix_socket_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("redis.sock");
+    let socket = socket.to_str().unwrap();
+    let _server = support::redis_server_with(&["--unixsocket", socket, "--unixsocketperm", "700"]);
+    let cache =
+        Cache::from_url(&format!("redis+unix://{socket}?namespace=unix")).unwrap_or_else(|_| {
+            // Our URL parser maps schemes to backends; the socket URL goes through the `url` option instead.
+            AliasConfig::new("redis")
+                .option("url", format!("redis+unix://{socket}"))
+                .namespace("unix")
+                .build_cache("unix")
+                .unwrap()
+        });
+    cache.set("k", &5u8, Ttl::Default).unwrap();
+    assert_eq!(cache.get::<u8>("k").unwrap(), Some(5));
+}
