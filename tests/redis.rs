@@ -986,15 +986,12 @@ fn unix_socket_url() {
     let socket = dir.path().join("redis.sock");
     let socket = socket.to_str().unwrap();
     let _server = support::redis_server_with(&["--unixsocket", socket, "--unixsocketperm", "700"]);
-    let cache =
-        Cache::from_url(&format!("redis+unix://{socket}?namespace=unix")).unwrap_or_else(|_| {
-            // Our URL parser maps schemes to backends; the socket URL goes through the `url` option instead.
-            AliasConfig::new("redis")
-                .option("url", format!("redis+unix://{socket}"))
-                .namespace("unix")
-                .build_cache("unix")
-                .unwrap()
-        });
+    // A socket path is given with the `url` option (a cache URL names the backend by its scheme).
+    let cache = AliasConfig::new("redis")
+        .option("url", format!("redis+unix://{socket}"))
+        .namespace("unix")
+        .build_cache("unix")
+        .unwrap();
     cache.set("k", &5u8, Ttl::Default).unwrap();
     assert_eq!(cache.get::<u8>("k").unwrap(), Some(5));
 }
