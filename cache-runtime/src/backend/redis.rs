@@ -28,16 +28,18 @@
 //! reply can never be read as the answer to the next command). A pooled connection found closed by the server
 //! (a restart, an idle `timeout`) is replaced and the command sent once more on a new connection, so the same
 //! [`Cache`](crate::Cache) keeps working across server restarts; a command that timed out is never re-sent.
+//! `clear` and `keys` take one round trip per `SCAN` step; the timeout bounds each of them.
 //!
 //! The password is never shown: not in `Debug`, not in errors, not in logs.
 //!
 //! # Configuration
 //!
 //! Alias options: `endpoint` (default `127.0.0.1`), `port` (6379), `db` (0), `username` (ACL user),
-//! `password`, `tls` (bool; `ssl` as in aiocache), `tls_ca_file` (PEM roots instead of the system's), `tls_cert_file` +
-//! `tls_key_file` (client certificate), `url` (a `redis://`, `rediss://` or `redis+unix://` URL instead of the
-//! fields above), `cluster` (bool), `nodes` (cluster seed nodes as `host:port`; implies `cluster`),
-//! `pool_max_size`, `create_connection_timeout` (seconds).
+//! `password`, `tls` (bool; `ssl` as in aiocache), `tls_ca_file` (PEM roots instead of the system's),
+//! `tls_cert_file` + `tls_key_file` (client certificate), `url` (a `redis://`, `rediss://` or
+//! `redis+unix://` URL instead of the fields above), `cluster` (bool), `nodes` (cluster seed nodes as
+//! `host:port`; implies `cluster`), `pool_max_size`, `create_connection_timeout` (seconds). A cache URL
+//! `redis://user:password@host:port/db?namespace=..&timeout=..` sets the same fields; `rediss://` sets `tls`.
 //!
 //! ```no_run
 //! use cache_runtime::{caches, AliasConfig, Config, Ttl};
@@ -50,6 +52,13 @@
 //! let cache = caches::get("redis").unwrap();
 //! cache.set("greeting", &"hello".to_string(), Ttl::secs(60)).unwrap();
 //! ```
+//!
+//! # Redis Cluster
+//!
+//! The same alias shape with `nodes` (or `cluster: true` next to `endpoint`/`port`) talks to a cluster through
+//! the `redis` crate's cluster client: commands go to the master owning the key's slot, redirections
+//! (`MOVED`/`ASK`) are followed (at most two retries per command), `MGET` and `UNLINK` over keys in different
+//! slots are split per slot, and `clear`/`keys` scan every master. Only database 0 exists there.
 
 use std::collections::BTreeSet;
 use std::fmt;
