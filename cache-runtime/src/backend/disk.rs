@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -36,8 +37,11 @@ const FILE_NAME: &str = "cache.sqlite3";
 /// `PRAGMA application_id` of our databases ("CRDK"), so a foreign SQLite file is refused, not altered.
 const APPLICATION_ID: i32 = 0x4352_444b;
 const FORMAT_VERSION: i32 = 1;
-/// Expired rows every write removes at most (the bounded sweep).
-const SWEEP_PER_WRITE: i64 = 8;
+/// Expired rows one sweep removes at most.
+const SWEEP_BATCH: i64 = 64;
+/// Writes sweep at most this often (milliseconds on the handle's clock), unless the last sweep found a full
+/// batch: a sweep query on every write would cost half again the write itself.
+const SWEEP_INTERVAL_MS: i64 = 1000;
 /// Idle read connections kept per database.
 const MAX_IDLE_READERS: usize = 8;
 /// How long SQLite waits for another process's lock when the call has no timeout.
@@ -100,8 +104,9 @@ static OPEN: Lazy<Mutex<HashMap<PathBuf, Weak<Store>>>> = Lazy::new(|| Mutex::ne
 ///
 /// - **Persistence**: entries and their TTLs survive restarts; TTLs are absolute times on the backend's
 ///   [`Clock`] (milliseconds).
-/// - **Expiry**: an expired entry reads as absent and is deleted on that read; every write also deletes up to
-///   8 expired entries (the bounded sweep); `raw("sweep")` deletes all of them.
+/// - **Expiry**: an expired entry reads as absent and is deleted on that read; writes also run a bounded sweep
+///   (at most 64 expired entries, at most once a second per handle, sooner while sweeps find full batches);
+///   `raw("sweep")` deletes all of them.
 /// - **Bounds** (optional): [`max_entries`](DiskBackendBuilder::max_entries) and
 ///   [`max_bytes`](DiskBackendBuilder::max_bytes) (keys + values); a write that goes over evicts the least
 ///   recently *stored* entries in the same transaction.
@@ -127,6 +132,8 @@ static OPEN: Lazy<Mutex<HashMap<PathBuf, Weak<Store>>>> = Lazy::new(|| Mutex::ne
 /// assert_eq!(cache.get::<Vec<i32>>("report").unwrap(), Some(vec![1, 2, 3]));
 /// ```
 pub struct DiskBackend {
+    /// When the next write sweeps expired entries (milliseconds on `clock`).
+    next_sweep: AtomicI64,
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
     max_entries: Option<u64>,
@@ -193,6 +200,7 @@ impl DiskBackendBuilder {
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             max_entries: self.max_entries,
             max_bytes: self.max_bytes,
+            next_sweep: AtomicI64::new(0),
         })
     }
 }
@@ -464,11 +472,20 @@ impl DiskBackend {
 
     /// The bounded sweep of expired rows, then eviction down to the bounds.
     fn maintain(&self, tx: &rusqlite::Transaction<'_>, now: i64) -> rusqlite::Result<()> {
-        tx.prepare_cached(
-            "DELETE FROM entries WHERE id IN (SELECT id FROM entries WHERE expires_at > 0 AND expires_at <= ?1 \
-             ORDER BY expires_at LIMIT ?2)",
-        )?
-        .execute(params![now, SWEEP_PER_WRITE])?;
+        if now >= self.next_sweep.load(Ordering::Relaxed) {
+            let removed = tx
+                .prepare_cached(
+                    "DELETE FROM entries WHERE id IN (SELECT id FROM entries WHERE expires_at > 0 AND expires_at <= ?1 \
+                     ORDER BY expires_at LIMIT ?2)",
+                )?
+                .execute(params![now, SWEEP_BATCH])?;
+            let next = if removed as i64 == SWEEP_BATCH {
+                now
+            } else {
+                now.saturating_add(SWEEP_INTERVAL_MS)
+            };
+            self.next_sweep.store(next, Ordering::Relaxed);
+        }
         if self.max_entries.is_none() && self.max_bytes.is_none() {
             return Ok(());
         }
