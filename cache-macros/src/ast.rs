@@ -135,7 +135,7 @@ pub enum Ret {
     /// A type whose last path segment is `Result`: only `Ok` values are cached.
     Result(Type),
     /// `impl Trait`: not storable.
-    ImplTrait(Span),
+    ImplTrait,
 }
 
 impl Ret {
@@ -145,7 +145,7 @@ impl Ret {
             ReturnType::Type(_, ty) => &**ty,
         };
         if contains_impl_trait(ty) {
-            return Ret::ImplTrait(ty.span());
+            return Ret::ImplTrait;
         }
         match ty {
             Type::Path(path) if path.qself.is_none() && last_segment_is(&path.path, "Result") => {
@@ -158,7 +158,7 @@ impl Ret {
     /// The return type as tokens (`()` for none).
     pub fn ty(&self) -> TokenStream {
         match self {
-            Ret::Unit | Ret::ImplTrait(_) => quote::quote!(()),
+            Ret::Unit | Ret::ImplTrait => quote::quote!(()),
             Ret::Value(ty) | Ret::Result(ty) => ty.to_token_stream(),
         }
     }

@@ -1,6 +1,7 @@
 //! Every rule across arguments and the function, one function per rule. All errors are collected, each spanned
 //! at the offending token.
 
+use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, UnOp};
 
@@ -21,6 +22,11 @@ impl Errors {
 
     fn at(&mut self, span: proc_macro2::Span, message: impl std::fmt::Display) {
         self.push(syn::Error::new(span, message));
+    }
+
+    /// An error spanning every token of `tokens` (a whole type, not just its first token).
+    fn over(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, message));
     }
 
     pub fn finish(self) -> syn::Result<()> {
@@ -122,8 +128,8 @@ fn key_arguments_are_keyable(kind: Kind, args: &Args, func: &Func, errors: &mut 
     }
     if let Some(receiver) = func.receiver() {
         if args.noself.is_none() && receiver.mutability.is_some() && receiver.reference.is_some() {
-            errors.at(
-                receiver.span(),
+            errors.over(
+                receiver,
                 "`&mut self` cannot be part of the cache key; add `noself` or give the key with `key = ..`",
             );
         }
@@ -140,16 +146,16 @@ fn key_arguments_are_keyable(kind: Kind, args: &Args, func: &Func, errors: &mut 
         }
         let name = &param.name;
         if param.is_mut_ref() {
-            errors.at(
-                param.ty.span(),
+            errors.over(
+                &param.ty,
                 format!(
                     "`&mut` argument `{name}` cannot be part of the cache key; add `skip({name})` or give the key \
                      with `key = ..` or `key_builder = ..`"
                 ),
             );
         } else if param.is_impl_trait() {
-            errors.at(
-                param.ty.span(),
+            errors.over(
+                &param.ty,
                 format!(
                     "`impl Trait` argument `{name}` cannot be part of the cache key; add `skip({name})` or give \
                      the key with `key = ..` or `key_builder = ..`"
@@ -160,9 +166,9 @@ fn key_arguments_are_keyable(kind: Kind, args: &Args, func: &Func, errors: &mut 
 }
 
 fn return_is_storable(func: &Func, errors: &mut Errors) {
-    if let Ret::ImplTrait(span) = func.ret {
-        errors.at(
-            span,
+    if let (Ret::ImplTrait, syn::ReturnType::Type(_, ty)) = (&func.ret, &func.item.sig.output) {
+        errors.over(
+            ty,
             "a memoized function cannot return `impl Trait`: the cache must know the concrete type it stores",
         );
     }
@@ -246,8 +252,8 @@ fn keys_from_attr_names_a_collection(args: &Args, func: &Func, errors: &mut Erro
         _ => false,
     };
     if !is_collection {
-        errors.at(
-            param.ty.span(),
+        errors.over(
+            &param.ty,
             format!(
                 "`{name}` is not a collection of keys: `multi_cached` takes a `Vec<K>`, `HashSet<K>`, \
                  `BTreeSet<K>` or `&[K]` (or a reference to one)"
@@ -264,12 +270,12 @@ fn multi_returns_a_map(func: &Func, errors: &mut Errors) {
         _ => false,
     };
     if !ok {
-        let span = match &func.item.sig.output {
-            syn::ReturnType::Default => func.name().span(),
-            syn::ReturnType::Type(_, ty) => ty.span(),
+        let tokens = match &func.item.sig.output {
+            syn::ReturnType::Default => func.name().to_token_stream(),
+            syn::ReturnType::Type(_, ty) => ty.to_token_stream(),
         };
-        errors.at(
-            span,
+        errors.over(
+            tokens,
             "a `#[multi_cached]` function must return a `HashMap<K, V>` or `BTreeMap<K, V>` from its keys to values",
         );
     }

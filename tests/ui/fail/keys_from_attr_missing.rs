@@ -1,0 +1,12 @@
+use std::collections::HashMap;
+
+use cache_runtime::multi_cached;
+
+#[multi_cached(ttl = 5)]
+fn load(ids: Vec<u32>) -> HashMap<u32, u32> {
+    ids.into_iter().map(|id| (id, id)).collect()
+}
+
+fn main() {
+    let _ = load(vec![1]);
+}
