@@ -337,6 +337,11 @@ fn a_restarted_server_is_reconnected_transparently() {
     assert_eq!(cache.get::<i32>("k").unwrap(), None);
     cache.set("k", &2, Ttl::Default).unwrap();
     assert_eq!(cache.get::<i32>("k").unwrap(), Some(2));
+    // The pipelined commands too, after each restart.
+    server.restart();
+    cache.multi_set(&[("a", 1), ("b", 2)], Ttl::Default).unwrap();
+    server.restart();
+    assert_eq!(cache.multi_get::<i32, _>(&["a", "b"]).unwrap(), vec![None, None]);
 }
 
 /// A fake server: the first connection's reply is held back until the test says so; later connections

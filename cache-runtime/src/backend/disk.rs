@@ -339,11 +339,25 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 
 impl DiskBackend {
     /// Opens the cache kept in directory `dir` (created if missing), unbounded, on the system clock.
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, DiskBackend, Ttl};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let cache = Cache::builder().backend(DiskBackend::open(dir.path()).unwrap()).build().unwrap();
+    /// assert_eq!(cache.increment("runs", 1).unwrap(), 1);
+    /// ```
     pub fn open(dir: impl AsRef<Path>) -> Result<DiskBackend> {
         Self::builder(dir).build()
     }
 
-    /// Configures one.
+    /// Configures one (see [`DiskBackendBuilder`]).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let backend = cache_runtime::DiskBackend::builder(dir.path()).max_bytes(1 << 20).build().unwrap();
+    /// assert_eq!(backend.max_bytes(), Some(1 << 20));
+    /// ```
     pub fn builder(dir: impl AsRef<Path>) -> DiskBackendBuilder {
         DiskBackendBuilder {
             dir: dir.as_ref().to_path_buf(),
@@ -365,11 +379,21 @@ impl DiskBackend {
     }
 
     /// The entry bound, if any.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// assert_eq!(cache_runtime::DiskBackend::open(dir.path()).unwrap().max_entries(), None);
+    /// ```
     pub fn max_entries(&self) -> Option<u64> {
         self.max_entries
     }
 
     /// The byte bound, if any.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// assert_eq!(cache_runtime::DiskBackend::open(dir.path()).unwrap().max_bytes(), None);
+    /// ```
     pub fn max_bytes(&self) -> Option<u64> {
         self.max_bytes
     }
