@@ -1040,7 +1040,7 @@ impl Backend for MemcachedBackend {
         let mut answered = 0usize;
         let mut failures: Vec<Error> = Vec::new();
         for (idx, server_keys, state) in pending {
-            let mut retry = |values: &mut HashMap<Vec<u8>, Vec<u8>>| {
+            let retry = |values: &mut HashMap<Vec<u8>, Vec<u8>>| {
                 // A pooled connection failed (the server restarted?): once more on a new one.
                 self.servers[idx].idle.lock().clear();
                 self.with_conn(idx, "multi_get", false, opts, |conn| {
