@@ -758,14 +758,23 @@ impl<'a> Gen<'a> {
                 let url = &url.value;
                 quote!(#rt::__private::MemoCell::url(#url, #setup_arg))
             }
-            (None, Some(alias)) => {
-                let alias = &alias.value;
-                quote!(#rt::__private::MemoCell::alias(#alias, #setup_arg))
+            (None, alias) => {
+                let alias = alias
+                    .as_ref()
+                    .map_or_else(|| quote!("default"), |a| a.value.to_token_stream());
+                quote!(#rt::__private::MemoCell::alias(#alias, #setup_arg, &__CACHE_LOCAL))
             }
-            (None, None) => quote!(#rt::__private::MemoCell::alias("default", #setup_arg)),
         };
+        let local = self.args.cache.is_none().then(|| {
+            quote! {
+                ::std::thread_local! {
+                    static __CACHE_LOCAL: #rt::__private::LocalCache = const { #rt::__private::LocalCache::new() };
+                }
+            }
+        });
         quote! {
             #setup
+            #local
             static __CACHE_CELL: #rt::__private::MemoCell = #source;
             &__CACHE_CELL
         }

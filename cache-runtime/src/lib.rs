@@ -82,7 +82,7 @@ pub mod __private {
     pub use crate::caches::AliasCell;
     pub use crate::memo::{
         derive, get, invalidate, key_string, lease, lookup, multi_lookup, multi_store, plugin, secs_f64, serializer,
-        set, stampede, store, ttl, Flight, KeyArg, KeyBuf, KeyCollection, MemoCell, MemoMap, ResultParts, Setup,
+        set, stampede, store, ttl, Flight, KeyArg, KeyBuf, KeyCollection, LocalCache, MemoCell, MemoMap, ResultParts, Setup,
     };
     pub use crate::{Cache, Cacheable, Error, Result, Ttl};
     pub use core::time::Duration;

@@ -9,12 +9,13 @@
 //! - [`stampede`]: an in-process single flight per key, plus a [`RedLock`] on the cache across processes.
 //! - [`KeyCollection`] and [`MemoMap`]: the collections and maps `#[multi_cached]` works with.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Display;
 use std::hash::{BuildHasher, Hash};
 use std::io::Write as _;
 use std::sync::Arc;
+use std::thread::LocalKey;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -37,28 +38,54 @@ struct Derived {
     cache: Cache,
 }
 
+/// A thread's copy of a function's resolved cache, tagged with the alias-table generation it was resolved in.
+///
+/// Generated code declares one per function in a `thread_local!`; it lets a hit find the cache without any
+/// atomic read-modify-write, so threads calling the same function share no written cache line.
+pub struct LocalCache(RefCell<Option<(u64, Cache)>>);
+
+impl LocalCache {
+    /// Empty until the thread's first call.
+    pub const fn new() -> Self {
+        LocalCache(RefCell::new(None))
+    }
+}
+
+impl Default for LocalCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The cache of one decorated function, kept in a `static`.
 ///
-/// - An alias without overrides resolves through [`AliasCell`]: one atomic load of the table generation and one
-///   lock-free read per call, and a later `caches::set_config` is picked up on the next call.
-/// - An alias with overrides keeps the derived instance per table generation the same way.
+/// - An alias without overrides resolves through [`AliasCell`], an alias with overrides through the derived
+///   instance of the current table generation; either way each thread keeps its own copy in a [`LocalCache`],
+///   so a call costs one thread-local access and one atomic load of the table generation. A later
+///   `caches::set_config` changes the generation and is picked up on the next call.
 /// - A URL (`cache = "redis://.."`) builds an instance owned by the function on first use; a URL that does not
 ///   build is an error on every call (logged, the function runs uncached).
 pub struct MemoCell {
     alias: AliasCell,
     url: Option<&'static str>,
     setup: Option<Setup>,
+    local: Option<&'static LocalKey<LocalCache>>,
     derived: ArcSwapOption<Derived>,
     owned: OnceCell<std::result::Result<Cache, String>>,
 }
 
 impl MemoCell {
     /// The function's cache is the alias's instance, changed by `setup` when given.
-    pub const fn alias(alias: &'static str, setup: Option<Setup>) -> Self {
+    pub const fn alias(
+        alias: &'static str,
+        setup: Option<Setup>,
+        local: &'static LocalKey<LocalCache>,
+    ) -> Self {
         MemoCell {
             alias: AliasCell::new(alias),
             url: None,
             setup,
+            local: Some(local),
             derived: ArcSwapOption::const_empty(),
             owned: OnceCell::new(),
         }
@@ -70,6 +97,7 @@ impl MemoCell {
             alias: AliasCell::new("default"),
             url: Some(url),
             setup,
+            local: None,
             derived: ArcSwapOption::const_empty(),
             owned: OnceCell::new(),
         }
@@ -78,16 +106,37 @@ impl MemoCell {
     /// Calls `f` with the function's current cache, or the error resolving it.
     #[inline]
     pub fn with<R>(&self, f: impl FnOnce(Result<&Cache>) -> R) -> R {
-        if let Some(url) = self.url {
+        let Some(local) = self.local else {
+            let url = self.url.unwrap_or("memory://");
             return match self.owned.get_or_init(|| self.build_owned(url)) {
                 Ok(cache) => f(Ok(cache)),
                 Err(message) => f(Err(Error::Config(message.clone()))),
             };
+        };
+        let generation = caches::generation();
+        let mut f = Some(f);
+        let fast = local.try_with(|local| {
+            let slot = local.0.try_borrow().ok()?;
+            let (resolved_in, cache) = slot.as_ref()?;
+            if *resolved_in != generation {
+                return None;
+            }
+            f.take().map(|f| f(Ok(cache)))
+        });
+        if let Ok(Some(result)) = fast {
+            return result;
         }
-        match self.setup {
-            None => self.alias.with(f),
-            Some(setup) => self.with_derived(setup, f),
-        }
+        let f = f.expect("`f` is taken only when it runs");
+        self.with_shared(|cache| {
+            if let Ok(cache) = &cache {
+                let _ = local.try_with(|local| {
+                    if let Ok(mut slot) = local.0.try_borrow_mut() {
+                        *slot = Some((generation, (*cache).clone()));
+                    }
+                });
+            }
+            f(cache)
+        })
     }
 
     fn build_owned(&self, url: &str) -> std::result::Result<Cache, String> {
@@ -98,8 +147,11 @@ impl MemoCell {
         }
     }
 
-    #[inline]
-    fn with_derived<R>(&self, setup: Setup, f: impl FnOnce(Result<&Cache>) -> R) -> R {
+    /// The alias's instance (or the derived one) shared by every thread.
+    fn with_shared<R>(&self, f: impl FnOnce(Result<&Cache>) -> R) -> R {
+        let Some(setup) = self.setup else {
+            return self.alias.with(f);
+        };
         let generation = caches::generation();
         {
             let guard = self.derived.load();
