@@ -156,6 +156,7 @@ use attr::Kind;
 ///     }
 /// }
 ///
+/// # fn main() {
 /// let acct = Account { id: 7 };
 /// assert_eq!(acct.balance("EUR"), 7);
 /// assert_eq!(acct.balance_cache_key("EUR").unwrap(), r#"rust_out::Account::balance({"id":7},"EUR")"#);
@@ -166,6 +167,7 @@ use attr::Kind;
 /// assert!(acct.balance_cache_invalidate("EUR").unwrap());
 /// assert_eq!(acct.balance_uncached("USD"), 14);
 /// assert!(Account::balance_cache().is_ok());
+/// # }
 /// ```
 ///
 /// # Other arguments
