@@ -136,7 +136,24 @@ fn memcache_defaults(addr: &str) -> memcache::Client {
 }
 
 fn benches(c: &mut Criterion) {
-    let server = support::memcached_server();
+    // One worker thread: every client's connection is served by the same thread, so on a busy machine no
+    // contender gets a luckier (less contended) server thread than another.
+    let server = support::spawn("memcached", "memcached", |port| {
+        [
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "0",
+            "-t",
+            "1",
+            "-u",
+            "root",
+        ]
+        .map(String::from)
+        .to_vec()
+    });
     let addr = server.addr();
     let backend = MemcachedBackend::new(addr.clone()).unwrap();
     let cache = Cache::builder()
