@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use cache_runtime::{cached, caches, multi_cached, AliasConfig, Config, HitMissRatioPlugin, PluginConfig};
+use cache_runtime::{
+    cached, caches, multi_cached, AliasConfig, Config, HitMissRatioPlugin, PluginConfig,
+};
 use serde::Serialize;
 
 /// Each `fib(n)` is computed once; the recursion reads the smaller ones from the cache.
@@ -29,7 +31,9 @@ impl Catalog {
     #[cached(alias = "catalog", ttl = 300)]
     fn price(&self, sku: &str) -> u64 {
         // Stands in for a slow lookup.
-        (0..2_000_000u64).fold(sku.len() as u64, |acc, i| acc.wrapping_mul(31).wrapping_add(i)) % 1000
+        (0..2_000_000u64).fold(sku.len() as u64, |acc, i| {
+            acc.wrapping_mul(31).wrapping_add(i)
+        }) % 1000
             + self.region.len() as u64
     }
 }
@@ -44,35 +48,56 @@ fn parse_quantity(text: String) -> Result<u32, std::num::ParseIntError> {
 #[multi_cached(alias = "catalog", keys_from_attr = "ids")]
 fn names(ids: Vec<u32>) -> HashMap<u32, String> {
     println!("  names() called for {ids:?}");
-    ids.into_iter().map(|id| (id, format!("item-{id}"))).collect()
+    ids.into_iter()
+        .map(|id| (id, format!("item-{id}")))
+        .collect()
 }
 
 fn main() {
     caches::set_config(
-        Config::new()
-            .default_alias(AliasConfig::memory())
-            .alias("catalog", AliasConfig::memory().namespace("catalog").plugin(PluginConfig::new("hit_miss_ratio"))),
+        Config::new().default_alias(AliasConfig::memory()).alias(
+            "catalog",
+            AliasConfig::memory()
+                .namespace("catalog")
+                .plugin(PluginConfig::new("hit_miss_ratio")),
+        ),
     )
     .expect("a valid config");
 
     let started = Instant::now();
     let f = fib(150);
-    println!("fib(150) = {f} in {:?} (each fib(n) computed once)", started.elapsed());
+    println!(
+        "fib(150) = {f} in {:?} (each fib(n) computed once)",
+        started.elapsed()
+    );
     println!("its cache key: {}", fib_cache::key(150).expect("a key"));
 
-    let catalog = Catalog { region: "eu".into() };
+    let catalog = Catalog {
+        region: "eu".into(),
+    };
     let started = Instant::now();
     let first = catalog.price("tea");
     let first_took = started.elapsed();
     let started = Instant::now();
     let second = catalog.price("tea");
     let second_took = started.elapsed();
-    println!("price: first call {first} in {first_took:?}, second call {second} in {second_took:?}");
-    println!("its cache key: {}", catalog.price_cache_key("tea").expect("a key"));
+    println!(
+        "price: first call {first} in {first_took:?}, second call {second} in {second_took:?}"
+    );
+    println!(
+        "its cache key: {}",
+        catalog.price_cache_key("tea").expect("a key")
+    );
 
     println!("parse_quantity(\"12\") = {:?}", parse_quantity("12".into()));
-    println!("parse_quantity(\"x\")  = {:?} (not cached)", parse_quantity("x".into()).is_err());
-    println!("cached for \"12\": {:?}", parse_quantity_cache::get("12".into()).expect("the cache answers"));
+    println!(
+        "parse_quantity(\"x\")  = {:?} (errors are not cached)",
+        parse_quantity("x".into())
+    );
+    println!(
+        "cached for \"12\": {:?}",
+        parse_quantity_cache::get("12".into()).expect("the cache answers")
+    );
 
     println!("names([1, 2]):");
     names(vec![1, 2]);
@@ -81,7 +106,9 @@ fn main() {
     println!("  -> {} names", all.len());
 
     let cache = caches::get("catalog").expect("the alias");
-    let ratio = cache.plugin::<HitMissRatioPlugin>().expect("configured above");
+    let ratio = cache
+        .plugin::<HitMissRatioPlugin>()
+        .expect("configured above");
     println!(
         "catalog cache: {} hits of {} lookups (hit ratio {:.2})",
         ratio.hits(),
