@@ -315,10 +315,10 @@ fn alias_configs_and_urls_build_disk_caches() {
     assert_eq!(cache.get::<i32>("x").unwrap(), Some(1));
     assert_eq!(cache.namespace(), Some("web"));
 
-    caches::set_config(Config::new().default_alias(AliasConfig::memory()).alias(
+    caches::add(
         "files",
         AliasConfig::new("disk").option("path", dir.path().to_str().unwrap()),
-    ))
+    )
     .unwrap();
     assert_eq!(
         caches::get("files")
@@ -347,7 +347,6 @@ fn alias_configs_and_urls_build_disk_caches() {
             .expect_err(bad);
         assert!(err.contains("bad") && err.contains(field), "{err}");
     }
-    caches::set_config(Config::new().default_alias(AliasConfig::memory())).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cache_runtime::{caches, AliasConfig, Cache, Config, Error, MemcachedBackend, RawReply, Ttl};
+use cache_runtime::{
+    cached, caches, AliasConfig, Cache, Config, Error, MemcachedBackend, RawReply, Ttl,
+};
 use support::Server;
 
 /// A cache on its own memcached; the server lives as long as the returned handle.
@@ -211,6 +213,36 @@ fn a_memoized_function_still_returns_a_value_too_large_to_cache() {
     );
 }
 
+/// A decorated function whose result is too large for memcached's item size limit.
+#[cached(alias = "mc_too_large", ttl = 60)]
+fn big_report(size: usize) -> String {
+    BIG_REPORT_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    "r".repeat(size)
+}
+
+static BIG_REPORT_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[test]
+fn a_cached_function_returns_its_value_when_memcached_refuses_to_store_it() {
+    let (server, _) = cache();
+    caches::add(
+        "mc_too_large",
+        AliasConfig::from_url(&format!("memcached://{}?namespace=big", server.addr())).unwrap(),
+    )
+    .unwrap();
+    let runs = || BIG_REPORT_RUNS.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(big_report(3 << 20).len(), 3 << 20);
+    assert_eq!(
+        big_report(3 << 20).len(),
+        3 << 20,
+        "still returned, computed again"
+    );
+    assert_eq!(runs(), 2, "the store failed, so nothing was cached");
+    assert_eq!(big_report(10).len(), 10);
+    assert_eq!(big_report(10).len(), 10);
+    assert_eq!(runs(), 3, "a small result is cached as usual");
+}
+
 #[test]
 fn short_ttls_expire() {
     let (_server, cache) = cache();
@@ -339,9 +371,14 @@ fn a_restarted_server_is_reconnected_transparently() {
     assert_eq!(cache.get::<i32>("k").unwrap(), Some(2));
     // The pipelined commands too, after each restart.
     server.restart();
-    cache.multi_set(&[("a", 1), ("b", 2)], Ttl::Default).unwrap();
+    cache
+        .multi_set(&[("a", 1), ("b", 2)], Ttl::Default)
+        .unwrap();
     server.restart();
-    assert_eq!(cache.multi_get::<i32, _>(&["a", "b"]).unwrap(), vec![None, None]);
+    assert_eq!(
+        cache.multi_get::<i32, _>(&["a", "b"]).unwrap(),
+        vec![None, None]
+    );
 }
 
 /// A fake server: the first connection's reply is held back until the test says so; later connections
@@ -433,13 +470,12 @@ fn alias_configs_and_urls_build_memcached_caches() {
         .rsplit_once(':')
         .map(|(h, p)| (h.to_string(), p.parse::<u16>().unwrap()))
         .unwrap();
-    caches::set_config(
-        Config::new().default_alias(AliasConfig::memory()).alias(
-            "mc",
-            AliasConfig::new("memcached")
-                .option("endpoint", host.as_str())
-                .option("port", port),
-        ),
+    // `add`, not `set_config`: other tests of this binary use aliases of their own at the same time.
+    caches::add(
+        "mc",
+        AliasConfig::new("memcached")
+            .option("endpoint", host.as_str())
+            .option("port", port),
     )
     .unwrap();
     let mc = caches::get("mc").unwrap();
@@ -474,7 +510,6 @@ fn alias_configs_and_urls_build_memcached_caches() {
             .expect_err(bad);
         assert!(err.contains("bad") && err.contains(field), "{err}");
     }
-    caches::set_config(Config::new().default_alias(AliasConfig::memory())).unwrap();
 }
 
 #[test]
