@@ -431,6 +431,11 @@ fn a_timed_out_connection_is_never_reused() {
     // The late reply arrives on the abandoned connection; the next get must not read it.
     release.send(()).unwrap();
     assert_eq!(cache.get::<String>("k").unwrap(), None);
+    // A zero timeout is "no time at all", not an error about the socket.
+    assert!(matches!(
+        cache.with_timeout(Some(Duration::ZERO)).get::<String>("k"),
+        Ok(None) | Err(Error::Timeout { .. })
+    ));
     // A per-call override applies too.
     assert_eq!(
         cache

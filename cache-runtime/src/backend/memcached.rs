@@ -53,6 +53,8 @@ const KEYS_PER_GET: usize = 100;
 const SETS_PER_BATCH: usize = 1000;
 /// The longest reply line we accept (a `VALUE` header is at most ~300 bytes; `stats` lines are short).
 const MAX_LINE: u64 = 64 * 1024;
+/// The largest value memcached can hold (its `-I` maximum); a longer announced value is a protocol error.
+const MAX_ITEM: usize = 1 << 30;
 /// Rounds of `gets`/`cas` before `increment` gives up under contention.
 const MAX_CAS_ROUNDS: usize = 10_000;
 
@@ -394,8 +396,10 @@ impl Conn {
     fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         if self.timeout != timeout {
             let stream = self.reader.get_ref();
-            stream.set_read_timeout(timeout)?;
-            stream.set_write_timeout(timeout)?;
+            // A socket refuses a zero timeout; the shortest it takes stands for "no time at all".
+            let socket_timeout = timeout.map(|t| t.max(Duration::from_millis(1)));
+            stream.set_read_timeout(socket_timeout)?;
+            stream.set_write_timeout(socket_timeout)?;
             self.timeout = timeout;
         }
         Ok(())
@@ -425,6 +429,11 @@ impl Conn {
 
     /// `len` bytes of data followed by CRLF.
     fn read_data(&mut self, len: usize) -> Step<Vec<u8>> {
+        if len > MAX_ITEM {
+            return Err(protocol_error(format!(
+                "the server announced a value of {len} bytes"
+            )));
+        }
         let mut data = vec![0u8; len + 2];
         self.reader.read_exact(&mut data)?;
         if !data.ends_with(b"\r\n") {
@@ -742,7 +751,8 @@ impl MemcachedBackend {
         let timeout = match opts.timeout {
             Some(t) => t.min(self.connect_timeout),
             None => self.connect_timeout,
-        };
+        }
+        .max(Duration::from_millis(1));
         let attempt = || -> io::Result<TcpStream> {
             let mut last =
                 io::Error::new(io::ErrorKind::NotFound, "the host resolved to no address");
