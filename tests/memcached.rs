@@ -311,6 +311,14 @@ fn counters_are_plain_decimal_and_native_incr_is_used_for_non_negative_deltas() 
     assert_eq!(cache.increment("ttl-counter", 1).unwrap(), 6);
 }
 
+static DOUBLE_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[cached(alias = "mc_two")]
+fn double(n: u64) -> u64 {
+    DOUBLE_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    2 * n
+}
+
 #[test]
 fn one_server_down_fails_its_keys_and_the_other_keeps_working() {
     let (a, mut b, cache) = two_servers();
@@ -348,6 +356,25 @@ fn one_server_down_fails_its_keys_and_the_other_keeps_working() {
     assert_eq!(
         cache.get::<usize>(on_a[0]).unwrap(),
         pairs.iter().find(|p| &p.0 == on_a[0]).map(|p| p.1)
+    );
+
+    // A memoized function over both servers keeps answering: the dead server's keys are computed every time
+    // (fail-open), the live server's are cached.
+    caches::add(
+        "mc_two",
+        AliasConfig::from_url(&format!("memcached://{},{}?timeout=2", a.addr(), b.addr())).unwrap(),
+    )
+    .unwrap();
+    let before = DOUBLE_RUNS.load(std::sync::atomic::Ordering::SeqCst);
+    for round in 0..2 {
+        for n in 0..20 {
+            assert_eq!(double(n), 2 * n, "round {round}");
+        }
+    }
+    let runs = DOUBLE_RUNS.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert!(
+        runs > 20 && runs < 40,
+        "{runs} runs: misses on the dead server only"
     );
 
     // Back up (empty, as a restarted memcached is): its keys miss, then work again.
