@@ -1,15 +1,16 @@
 //! The Memcached backend: one or more servers behind a consistent-hash ring, spoken to over the ASCII
 //! protocol by a small client written for this crate.
 //!
-//! Why not the `memcache` crate: tuned (ASCII protocol, no `version` probe on checkout) it matches a raw
-//! round trip on a single `get`, but it has no per-call timeout (socket timeouts are fixed per connection and
-//! `set_read_timeout` reaches only one pooled connection), a connection whose reply was cut short by a
-//! timeout goes back to the pool and answers the *next* command with the previous reply, `multi_set` is one
-//! round trip per key, servers are picked by `hash % n` (adding a server remaps almost every key), and
-//! `SERVER_ERROR` replies cannot be told apart from transport failures. This client is about 700 lines:
-//! a connection that fails in any way mid-command is dropped, never reused; `multi_get` and `multi_set`
-//! pipeline every server's commands in one write each (one round trip in all); servers sit on a ring of
-//! 160 points each, so adding or removing one moves only its share of keys.
+//! Why not the `memcache` crate (0.21): tuned (ASCII protocol, no `version` probe on checkout) it still
+//! measured 2-2.4x a raw round trip on `get` and 4-6x on `set` here (its ASCII writer issues one `write` per
+//! format fragment on a `TCP_NODELAY` socket; see `benches/results/memcached.md`), and it has no per-call
+//! timeout (socket timeouts are fixed per connection; `set_read_timeout` reaches only one pooled connection),
+//! a connection whose reply was cut short by a timeout goes back to the pool and answers the *next* command
+//! with the previous reply, `multi_set` is one round trip per key, servers are picked by `hash % n` (adding a
+//! server remaps almost every key), and `SERVER_ERROR` replies cannot be told apart from transport failures.
+//! This client: one `write` per request; a connection that fails in any way mid-command is dropped, never
+//! reused; `multi_get` and `multi_set` pipeline every server's commands in one write each (one round trip in
+//! all); servers sit on a ring of 160 points each, so adding or removing one moves only its share of keys.
 //!
 //! Protocol notes that shape the commands:
 //! - Keys: at most 250 bytes of printable ASCII without spaces. Any other key is sent as
