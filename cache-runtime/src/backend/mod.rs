@@ -13,15 +13,15 @@ use crate::config::ConfigValue;
 use crate::error::{Error, Result};
 use crate::value::{CasToken, RawReply, Value};
 
+#[cfg(feature = "disk")]
+pub mod disk;
+#[cfg(feature = "memcached")]
+pub mod memcached;
 #[cfg(feature = "memory")]
 pub mod memory;
 pub mod null;
 #[cfg(feature = "redis")]
 pub mod redis;
-#[cfg(feature = "memcached")]
-pub mod memcached;
-#[cfg(feature = "disk")]
-pub mod disk;
 
 /// Per-call options a [`Cache`](crate::Cache) passes to its backend.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,7 +91,12 @@ pub trait Backend: Send + Sync + 'static {
     /// found. The default calls [`get`](Backend::get). In-process backends override it to decode in place
     /// (no copy of the stored bytes, no reference-count traffic on a hit); `read` then runs under the
     /// backend's read lock, so it must not write to the same backend.
-    fn get_with(&self, key: &str, opts: &CallOptions, read: &mut dyn FnMut(&Value)) -> Result<bool> {
+    fn get_with(
+        &self,
+        key: &str,
+        opts: &CallOptions,
+        read: &mut dyn FnMut(&Value),
+    ) -> Result<bool> {
         match self.get(key, opts)? {
             Some(value) => {
                 read(&value);
@@ -107,7 +112,8 @@ pub trait Backend: Send + Sync + 'static {
     }
 
     /// Writes a key.
-    fn set(&self, key: &str, value: Value, ttl: Option<Duration>, opts: &CallOptions) -> Result<()>;
+    fn set(&self, key: &str, value: Value, ttl: Option<Duration>, opts: &CallOptions)
+        -> Result<()>;
 
     /// Writes many keys. The default issues one `set` per key (not atomic).
     fn multi_set(
@@ -122,8 +128,13 @@ pub trait Backend: Send + Sync + 'static {
     }
 
     /// Writes a key only if it is absent, atomically; returns whether it wrote.
-    fn add(&self, key: &str, value: Value, ttl: Option<Duration>, opts: &CallOptions)
-        -> Result<bool>;
+    fn add(
+        &self,
+        key: &str,
+        value: Value,
+        ttl: Option<Duration>,
+        opts: &CallOptions,
+    ) -> Result<bool>;
 
     /// Whether a key is present.
     fn exists(&self, key: &str, opts: &CallOptions) -> Result<bool> {
@@ -134,7 +145,11 @@ pub trait Backend: Send + Sync + 'static {
     /// A value that is not an integer is [`Error::NotAnInteger`] and stays as it was.
     fn increment(&self, key: &str, delta: i64, opts: &CallOptions) -> Result<i64> {
         let _ = (key, delta, opts);
-        Err(Error::unsupported("increment", self.name(), "not implemented by this backend"))
+        Err(Error::unsupported(
+            "increment",
+            self.name(),
+            "not implemented by this backend",
+        ))
     }
 
     /// Deletes a key; returns how many were deleted (0 or 1).
@@ -143,26 +158,42 @@ pub trait Backend: Send + Sync + 'static {
     /// Sets a key's TTL (`None`: persist); returns whether the key existed.
     fn expire(&self, key: &str, ttl: Option<Duration>, opts: &CallOptions) -> Result<bool> {
         let _ = (key, ttl, opts);
-        Err(Error::unsupported("expire", self.name(), "not implemented by this backend"))
+        Err(Error::unsupported(
+            "expire",
+            self.name(),
+            "not implemented by this backend",
+        ))
     }
 
     /// Deletes every key starting with `prefix`, or everything when `prefix` is `None`; returns how many
     /// were deleted when the backend knows.
     fn clear(&self, prefix: Option<&str>, opts: &CallOptions) -> Result<u64> {
         let _ = (prefix, opts);
-        Err(Error::unsupported("clear", self.name(), "not implemented by this backend"))
+        Err(Error::unsupported(
+            "clear",
+            self.name(),
+            "not implemented by this backend",
+        ))
     }
 
     /// Lists stored keys matching a Redis-style glob over full keys.
     fn keys(&self, pattern: &str, opts: &CallOptions) -> Result<Vec<String>> {
         let _ = (pattern, opts);
-        Err(Error::unsupported("keys", self.name(), "not implemented by this backend"))
+        Err(Error::unsupported(
+            "keys",
+            self.name(),
+            "not implemented by this backend",
+        ))
     }
 
     /// Runs a backend-native command.
     fn raw(&self, command: &str, args: &[Vec<u8>], opts: &CallOptions) -> Result<RawReply> {
         let _ = (command, args, opts);
-        Err(Error::unsupported("raw", self.name(), "not implemented by this backend"))
+        Err(Error::unsupported(
+            "raw",
+            self.name(),
+            "not implemented by this backend",
+        ))
     }
 
     /// Releases connections; the backend may reconnect on its next use.
@@ -253,7 +284,9 @@ impl<'a> BackendConfig<'a> {
         match self.value(field) {
             None | Some(ConfigValue::Null) => Ok(None),
             Some(ConfigValue::String(s)) => Ok(Some(s)),
-            Some(other) => Err(self.error(field, format!("expected a string, found {}", other.kind()))),
+            Some(other) => {
+                Err(self.error(field, format!("expected a string, found {}", other.kind())))
+            }
         }
     }
 
@@ -264,7 +297,10 @@ impl<'a> BackendConfig<'a> {
             Some(ConfigValue::Int(i)) if *i >= 0 => Ok(Some(*i as u64)),
             Some(other) => Err(self.error(
                 field,
-                format!("expected a non-negative integer, found {}", other.describe()),
+                format!(
+                    "expected a non-negative integer, found {}",
+                    other.describe()
+                ),
             )),
         }
     }
@@ -274,7 +310,9 @@ impl<'a> BackendConfig<'a> {
         match self.value(field) {
             None | Some(ConfigValue::Null) => Ok(None),
             Some(ConfigValue::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.error(field, format!("expected a boolean, found {}", other.kind()))),
+            Some(other) => {
+                Err(self.error(field, format!("expected a boolean, found {}", other.kind())))
+            }
         }
     }
 
@@ -305,7 +343,10 @@ impl<'a> BackendConfig<'a> {
                 })
                 .collect::<Result<Vec<_>>>()
                 .map(Some),
-            Some(other) => Err(self.error(field, format!("expected a list of strings, found {}", other.kind()))),
+            Some(other) => Err(self.error(
+                field,
+                format!("expected a list of strings, found {}", other.kind()),
+            )),
         }
     }
 }
