@@ -995,3 +995,73 @@ fn unix_socket_url() {
     cache.set("k", &5u8, Ttl::Default).unwrap();
     assert_eq!(cache.get::<u8>("k").unwrap(), Some(5));
 }
+
+/// The slot ranges a cluster node serves, from `CLUSTER SLOTS` asked of `admin`.
+fn slots_of(admin: &mut redis::Connection, port: u16) -> Vec<(i64, i64)> {
+    let reply: redis::Value = redis::cmd("CLUSTER").arg("SLOTS").query(admin).unwrap();
+    let redis::Value::Array(ranges) = reply else {
+        panic!("CLUSTER SLOTS answered {reply:?}")
+    };
+    ranges
+        .into_iter()
+        .filter_map(|range| {
+            let redis::Value::Array(fields) = range else {
+                return None;
+            };
+            let (redis::Value::Int(start), redis::Value::Int(end), redis::Value::Array(master)) =
+                (&fields[0], &fields[1], &fields[2])
+            else {
+                return None;
+            };
+            (master.get(1) == Some(&redis::Value::Int(i64::from(port)))).then_some((*start, *end))
+        })
+        .collect()
+}
+
+#[test]
+fn a_cluster_master_killed_fails_fast_and_serves_again_after_restart() {
+    let mut cluster = support::redis_cluster();
+    let cache = AliasConfig::new("redis")
+        .option("nodes", cluster.addrs())
+        .timeout(Duration::from_millis(500))
+        .namespace("cf")
+        .build_cache("cf")
+        .unwrap();
+    let mut other = admin(cluster.nodes[1].port);
+    let victim = cluster.nodes[0].port;
+    let ranges = slots_of(&mut other, victim);
+    let key = (0..10_000)
+        .map(|i| format!("k{i}"))
+        .find(|k| {
+            let slot: i64 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(format!("cf:{k}"))
+                .query(&mut other)
+                .unwrap();
+            ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot))
+        })
+        .expect("some key lands on the first master");
+    cache.set(&key, &1u32, Ttl::Default).unwrap();
+
+    cluster.nodes[0].kill();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = cache.get::<u32>(&key).unwrap_err();
+        assert!(
+            matches!(err, Error::Backend { .. } | Error::Timeout { .. }),
+            "{err:?}"
+        );
+        assert!(started.elapsed() < NO_HANG, "took {:?}", started.elapsed());
+    }
+
+    cluster.nodes[0].restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = cache.set(&key, &2u32, Ttl::Default) {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted master never served again: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(cache.get::<u32>(&key).unwrap(), Some(2));
+}

@@ -55,10 +55,11 @@
 //!
 //! # Redis Cluster
 //!
-//! The same alias shape with `nodes` (or `cluster: true` next to `endpoint`/`port`) talks to a cluster through
-//! the `redis` crate's cluster client: commands go to the master owning the key's slot, redirections
-//! (`MOVED`/`ASK`) are followed (at most two retries per command), `MGET` and `UNLINK` over keys in different
-//! slots are split per slot, and `clear`/`keys` scan every master. Only database 0 exists there.
+//! The same alias shape with `nodes` (or `cluster: true` next to `endpoint`/`port`) talks to a cluster
+//! through the `redis` crate's cluster client: commands go to the master owning the key's slot, redirections
+//! (`MOVED`/`ASK`) are followed (at most two retries per command, pausing at most 0.1 s), `MGET` and
+//! `UNLINK` over keys in different slots are split per slot, and `clear`/`keys` scan every master. Only
+//! database 0 exists there.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -527,7 +528,10 @@ impl RedisBackendBuilder {
                         redis: redis_info.clone(),
                     })
                     .collect();
-                let mut builder = ClusterClientBuilder::new(nodes).retries(CLUSTER_RETRIES);
+                let mut builder = ClusterClientBuilder::new(nodes)
+                    .retries(CLUSTER_RETRIES)
+                    .min_retry_wait(CLUSTER_RETRY_WAIT_MS.0)
+                    .max_retry_wait(CLUSTER_RETRY_WAIT_MS.1);
                 if let Some(user) = &redis_info.username {
                     builder = builder.username(user.clone());
                 }
@@ -568,6 +572,10 @@ impl RedisBackendBuilder {
 
 /// How many times the cluster client follows a redirection or retries a node it lost, per command.
 const CLUSTER_RETRIES: u32 = 2;
+
+/// Bounds (ms) of the pause before retrying on `TRYAGAIN`/`CLUSTERDOWN`. The crate's defaults (1.28 s and
+/// up) would hold a cache command for seconds past its timeout; a cache would rather miss.
+const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (10, 100);
 
 fn server_addr(host: String, port: u16, tls: bool) -> ConnectionAddr {
     if tls {
