@@ -890,16 +890,25 @@ impl RedisBackend {
         )
     }
 
-    fn connect(&self, timeout: Option<Duration>) -> RedisResult<Link> {
+    /// Connects within `connect_timeout`; a cluster connection also gets `io_timeout` for the node
+    /// connections it opens later by itself.
+    fn connect(
+        &self,
+        connect_timeout: Option<Duration>,
+        io_timeout: Option<Duration>,
+    ) -> RedisResult<Link> {
         match &self.connector {
-            Connector::Server(client) => match timeout {
+            Connector::Server(client) => match connect_timeout {
                 Some(t) => client.get_connection_with_timeout(t).map(Link::Server),
                 None => client.get_connection().map(Link::Server),
             },
             Connector::Cluster(client) => {
                 let mut config = ClusterConfig::new();
-                if let Some(t) = timeout {
-                    config = config.set_connection_timeout(t).set_response_timeout(t);
+                if let Some(t) = connect_timeout {
+                    config = config.set_connection_timeout(t);
+                }
+                if let Some(t) = io_timeout {
+                    config = config.set_response_timeout(t);
                 }
                 client
                     .get_connection_with_config(config)
@@ -931,15 +940,15 @@ impl RedisBackend {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let link = match self.connect(connect_timeout) {
+        // The first command gets what is left of the deadline, not a whole timeout more.
+        let io_timeout = remaining.map(|r| r.max(MIN_IO_TIMEOUT));
+        let link = match self.connect(connect_timeout, io_timeout) {
             Ok(link) => link,
             Err(e) => {
                 self.pool.discard();
                 return Err(self.failure(command, &e, opts.timeout));
             }
         };
-        // The first command gets what is left of the deadline, not a whole timeout more.
-        let io_timeout = remaining.map(|r| r.max(MIN_IO_TIMEOUT));
         if let Err(e) = link.set_timeout(io_timeout) {
             self.pool.discard();
             return Err(self.failure(command, &e, opts.timeout));
