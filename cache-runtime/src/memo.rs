@@ -13,7 +13,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Display;
 use std::hash::{BuildHasher, Hash};
-use std::io::Write as _;
 use std::sync::Arc;
 use std::thread::LocalKey;
 use std::time::Duration;
@@ -224,10 +223,11 @@ pub fn lease(lease: impl Into<Duration>) -> Duration {
 
 thread_local! {
     /// The key buffer of the last call on this thread, kept for the next one.
-    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    static SPARE: Cell<String> = const { Cell::new(String::new()) };
 }
 
-/// What can be part of a default key: anything `serde::Serialize`, written as JSON.
+/// What can be part of a default key: anything `serde::Serialize`, written as compact JSON exactly as
+/// `serde_json::to_string` writes it.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be part of the default cache key: it does not implement `serde::Serialize`",
     label = "this argument is part of the default cache key",
@@ -235,14 +235,262 @@ thread_local! {
             with `key = ..` or `key_builder = ..`"
 )]
 pub trait KeyArg {
-    /// Appends the JSON text of `self`.
-    fn write_key(&self, out: &mut Vec<u8>) -> serde_json::Result<()>;
+    /// Appends the JSON text of `self`; on error `out` is left as it was.
+    fn write_key(&self, out: &mut String) -> std::result::Result<(), String>;
 }
 
 impl<T: serde::Serialize + ?Sized> KeyArg for T {
     #[inline]
-    fn write_key(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        serde_json::to_writer(out, self)
+    fn write_key(&self, out: &mut String) -> std::result::Result<(), String> {
+        let start = out.len();
+        match self.serialize(ScalarJson { out: &mut *out }) {
+            Ok(()) => Ok(()),
+            Err(NotScalar::Compound) => {
+                // Sequences, maps, structs, floats and bytes: serde_json itself.
+                out.truncate(start);
+                let json = serde_json::to_string(self).map_err(|e| e.to_string())?;
+                out.push_str(&json);
+                Ok(())
+            }
+            Err(NotScalar::Custom(message)) => {
+                out.truncate(start);
+                Err(message)
+            }
+        }
+    }
+}
+
+/// Why [`ScalarJson`] gave up.
+#[derive(Debug)]
+enum NotScalar {
+    /// A value it leaves to serde_json.
+    Compound,
+    /// The value's `Serialize` failed.
+    Custom(String),
+}
+
+impl std::fmt::Display for NotScalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotScalar::Compound => f.write_str("not a scalar"),
+            NotScalar::Custom(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for NotScalar {}
+
+impl serde::ser::Error for NotScalar {
+    fn custom<T: Display>(msg: T) -> Self {
+        NotScalar::Custom(msg.to_string())
+    }
+}
+
+/// Writes the JSON of scalars (integers, booleans, strings, chars, unit, options, unit and newtype variants)
+/// straight into the key, byte for byte as serde_json does; everything else is [`NotScalar::Compound`].
+struct ScalarJson<'a> {
+    out: &'a mut String,
+}
+
+impl ScalarJson<'_> {
+    #[inline]
+    fn int(self, v: impl itoa::Integer) -> std::result::Result<(), NotScalar> {
+        self.out.push_str(itoa::Buffer::new().format(v));
+        Ok(())
+    }
+}
+
+/// Appends `text` as a JSON string with serde_json's escapes.
+#[inline]
+fn push_json_str(out: &mut String, text: &str) {
+    out.push('"');
+    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(text);
+    } else {
+        push_escaped(out, text);
+    }
+    out.push('"');
+}
+
+#[cold]
+fn push_escaped(out: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0C => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1F => "",
+            _ => continue,
+        };
+        out.push_str(&text[start..i]);
+        if escape.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xF)]));
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&text[start..]);
+}
+
+impl serde::Serializer for ScalarJson<'_> {
+    type Ok = ();
+    type Error = NotScalar;
+    type SerializeSeq = serde::ser::Impossible<(), NotScalar>;
+    type SerializeTuple = serde::ser::Impossible<(), NotScalar>;
+    type SerializeTupleStruct = serde::ser::Impossible<(), NotScalar>;
+    type SerializeTupleVariant = serde::ser::Impossible<(), NotScalar>;
+    type SerializeMap = serde::ser::Impossible<(), NotScalar>;
+    type SerializeStruct = serde::ser::Impossible<(), NotScalar>;
+    type SerializeStructVariant = serde::ser::Impossible<(), NotScalar>;
+
+    fn serialize_bool(self, v: bool) -> std::result::Result<(), NotScalar> {
+        self.out.push_str(if v { "true" } else { "false" });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> std::result::Result<(), NotScalar> {
+        self.int(v)
+    }
+    fn serialize_i16(self, v: i16) -> std::result::Result<(), NotScalar> {
+        self.int(v)
+    }
+    fn serialize_i32(self, v: i32) -> std::result::Result<(), NotScalar> {
+        self.int(v)
+    }
+    fn serialize_i64(self, v: i64) -> std::result::Result<(), NotScalar> {
+        self.int(v)
+    }
+    fn serialize_i128(self, v: i128) -> std::result::Result<(), NotScalar> {
+        self.int(v)
+    }
+    fn serialize_u8(self, v: u8) -> std::result::Result<(), NotScalar> {
+        self.int(v)
+    }
+    fn serialize_u16(self, v: u16) -> std::result::Result<(), NotScalar> {
+        self.int(v)
+    }
+    fn serialize_u32(self, v: u32) -> std::result::Result<(), NotScalar> {
+        self.int(v)
+    }
+    fn serialize_u64(self, v: u64) -> std::result::Result<(), NotScalar> {
+        self.int(v)
+    }
+    fn serialize_u128(self, v: u128) -> std::result::Result<(), NotScalar> {
+        self.int(v)
+    }
+    fn serialize_f32(self, _: f32) -> std::result::Result<(), NotScalar> {
+        Err(NotScalar::Compound)
+    }
+    fn serialize_f64(self, _: f64) -> std::result::Result<(), NotScalar> {
+        Err(NotScalar::Compound)
+    }
+    fn serialize_char(self, v: char) -> std::result::Result<(), NotScalar> {
+        push_json_str(self.out, v.encode_utf8(&mut [0; 4]));
+        Ok(())
+    }
+    fn serialize_str(self, v: &str) -> std::result::Result<(), NotScalar> {
+        push_json_str(self.out, v);
+        Ok(())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> std::result::Result<(), NotScalar> {
+        Err(NotScalar::Compound)
+    }
+    fn serialize_none(self) -> std::result::Result<(), NotScalar> {
+        self.out.push_str("null");
+        Ok(())
+    }
+    fn serialize_some<T: serde::Serialize + ?Sized>(
+        self,
+        value: &T,
+    ) -> std::result::Result<(), NotScalar> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> std::result::Result<(), NotScalar> {
+        self.serialize_none()
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> std::result::Result<(), NotScalar> {
+        self.serialize_none()
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> std::result::Result<(), NotScalar> {
+        push_json_str(self.out, variant);
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: serde::Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> std::result::Result<(), NotScalar> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: serde::Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> std::result::Result<(), NotScalar> {
+        self.out.push('{');
+        push_json_str(self.out, variant);
+        self.out.push(':');
+        value.serialize(ScalarJson {
+            out: &mut *self.out,
+        })?;
+        self.out.push('}');
+        Ok(())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> std::result::Result<Self::SerializeSeq, NotScalar> {
+        Err(NotScalar::Compound)
+    }
+    fn serialize_tuple(self, _: usize) -> std::result::Result<Self::SerializeTuple, NotScalar> {
+        Err(NotScalar::Compound)
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> std::result::Result<Self::SerializeTupleStruct, NotScalar> {
+        Err(NotScalar::Compound)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> std::result::Result<Self::SerializeTupleVariant, NotScalar> {
+        Err(NotScalar::Compound)
+    }
+    fn serialize_map(self, _: Option<usize>) -> std::result::Result<Self::SerializeMap, NotScalar> {
+        Err(NotScalar::Compound)
+    }
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> std::result::Result<Self::SerializeStruct, NotScalar> {
+        Err(NotScalar::Compound)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> std::result::Result<Self::SerializeStructVariant, NotScalar> {
+        Err(NotScalar::Compound)
     }
 }
 
@@ -250,7 +498,7 @@ impl<T: serde::Serialize + ?Sized> KeyArg for T {
 ///
 /// Recursion is safe: a nested call finds the thread's spare buffer taken and starts an empty one.
 pub struct KeyBuf {
-    buf: Vec<u8>,
+    buf: String,
     args: usize,
     error: Option<String>,
 }
@@ -271,45 +519,37 @@ impl KeyBuf {
     /// Appends text as it is.
     #[inline]
     pub fn push(&mut self, text: &str) {
-        self.buf.extend_from_slice(text.as_bytes());
+        self.buf.push_str(text);
     }
 
     /// Starts the argument list.
     #[inline]
     pub fn open(&mut self) {
-        self.buf.push(b'(');
+        self.buf.push('(');
     }
 
     /// Ends the argument list.
     #[inline]
     pub fn close(&mut self) {
-        self.buf.push(b')');
-    }
-
-    /// Appends a separator-prefixed type argument (`::<A,B>` is written by the caller around these).
-    #[inline]
-    pub fn type_arg(&mut self, first: bool, name: &str) {
-        if !first {
-            self.buf.push(b',');
-        }
-        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.push(')');
     }
 
     /// Appends one argument as JSON, comma-separated from the previous one.
     #[inline]
     pub fn arg<T: KeyArg + ?Sized>(&mut self, value: &T) {
         if self.args > 0 {
-            self.buf.push(b',');
+            self.buf.push(',');
         }
         self.args += 1;
         if let Err(e) = value.write_key(&mut self.buf) {
-            self.fail(e.to_string());
+            self.fail(e);
         }
     }
 
     /// Appends a key given with `key = ..` or made by `key_builder = ..`.
     #[inline]
     pub fn custom<T: Display + ?Sized>(&mut self, key: &T) {
+        use std::fmt::Write as _;
         if let Err(e) = write!(self.buf, "{key}") {
             self.fail(e.to_string());
         }
@@ -323,19 +563,21 @@ impl KeyBuf {
     /// The key, or why it could not be built.
     #[inline]
     pub fn as_str(&self) -> Result<&str> {
-        if let Some(message) = &self.error {
-            return Err(Error::serialize(
-                "json",
-                format!("cannot build the cache key: {message}"),
-            ));
+        match &self.error {
+            None => Ok(&self.buf),
+            Some(message) => Err(key_error(message)),
         }
-        std::str::from_utf8(&self.buf).map_err(|e| Error::serialize("json", e))
     }
 
     /// The key as an owned string.
     pub fn into_string(self) -> Result<String> {
         self.as_str().map(str::to_owned)
     }
+}
+
+#[cold]
+fn key_error(message: &str) -> Error {
+    Error::serialize("json", format!("cannot build the cache key: {message}"))
 }
 
 impl Drop for KeyBuf {
@@ -735,6 +977,59 @@ mod tests {
             assert_eq!(inner.as_str().unwrap(), "inner");
         }
         assert_eq!(outer.as_str().unwrap(), "outer");
+    }
+
+    #[test]
+    fn scalar_keys_are_byte_for_byte_serde_json() {
+        #[derive(serde::Serialize)]
+        enum Shape {
+            Dot,
+            Circle(u32),
+            Pair(u8, u8),
+            Rect { w: u32 },
+        }
+        #[derive(serde::Serialize)]
+        struct Id(u64);
+        #[derive(serde::Serialize)]
+        struct User {
+            name: &'static str,
+        }
+        fn check<T: serde::Serialize + ?Sized>(value: &T) {
+            let mut key = String::from("prefix");
+            value.write_key(&mut key).unwrap();
+            assert_eq!(
+                &key["prefix".len()..],
+                serde_json::to_string(value).unwrap()
+            );
+        }
+        let all_bytes: String = (0u8..128).map(char::from).collect();
+        check(&all_bytes);
+        check("plain");
+        check("quote\" and \\ backslash, tab\t, é, 日本, emoji 🎉");
+        check(&'"');
+        check(&'\u{1}');
+        check(&u64::MAX);
+        check(&i64::MIN);
+        check(&u128::MAX);
+        check(&i128::MIN);
+        check(&-1i8);
+        check(&true);
+        check(&());
+        check(&None::<u8>);
+        check(&Some("x"));
+        check(&Some(Some(3u8)));
+        check(&Shape::Dot);
+        check(&Shape::Circle(2));
+        check(&Shape::Pair(1, 2));
+        check(&Shape::Rect { w: 1 });
+        check(&Id(9));
+        check(&User { name: "ann" });
+        check(&vec![1, 2]);
+        check(&(1, "a"));
+        check(&1.5f64);
+        check(&f64::NAN);
+        check(&std::collections::BTreeMap::from([("k", 1)]));
+        check(&Some(vec![Some(1), None]));
     }
 
     #[test]
