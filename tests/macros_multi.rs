@@ -264,3 +264,64 @@ fn companion_api_works_per_key() {
         "uncached stores nothing"
     );
 }
+
+/// A backend that is always down.
+struct Down;
+
+impl cache_runtime::Backend for Down {
+    fn name(&self) -> &str {
+        "down"
+    }
+    fn get(
+        &self,
+        _: &str,
+        _: &cache_runtime::CallOptions,
+    ) -> Result<Option<cache_runtime::Value>, cache_runtime::Error> {
+        Err(cache_runtime::Error::backend("down", "connection refused"))
+    }
+    fn set(
+        &self,
+        _: &str,
+        _: cache_runtime::Value,
+        _: Option<std::time::Duration>,
+        _: &cache_runtime::CallOptions,
+    ) -> Result<(), cache_runtime::Error> {
+        Err(cache_runtime::Error::backend("down", "connection refused"))
+    }
+    fn add(
+        &self,
+        _: &str,
+        _: cache_runtime::Value,
+        _: Option<std::time::Duration>,
+        _: &cache_runtime::CallOptions,
+    ) -> Result<bool, cache_runtime::Error> {
+        Err(cache_runtime::Error::backend("down", "connection refused"))
+    }
+    fn delete(&self, _: &str, _: &cache_runtime::CallOptions) -> Result<u64, cache_runtime::Error> {
+        Err(cache_runtime::Error::backend("down", "connection refused"))
+    }
+}
+
+static DOWN_SEEN: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());
+
+#[multi_cached(alias = "multi_down", keys_from_attr = "ids")]
+fn resilient(ids: Vec<u32>) -> HashMap<u32, u32> {
+    DOWN_SEEN.lock().push(ids.clone());
+    ids.into_iter().map(|id| (id, id + 1)).collect()
+}
+
+#[test]
+fn a_cache_that_is_down_fails_open() {
+    caches::register_backend(
+        "multi_down",
+        cache_runtime::BackendSpec::new(&[], |_| Ok(std::sync::Arc::new(Down))),
+    );
+    caches::add("multi_down", AliasConfig::new("multi_down")).unwrap();
+    assert_eq!(resilient(vec![1, 2]), HashMap::from([(1, 2), (2, 3)]));
+    assert_eq!(resilient(vec![1, 2]), HashMap::from([(1, 2), (2, 3)]));
+    assert_eq!(
+        *DOWN_SEEN.lock(),
+        vec![vec![1, 2], vec![1, 2]],
+        "every key is a miss while the cache is down"
+    );
+}
