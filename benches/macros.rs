@@ -142,22 +142,20 @@ fn ab_report() {
         |n| miss_calls(ours_bounded, n),
         |n| miss_calls(theirs_bounded, n),
     );
-    let per_call_2t = |f: fn(u64, String) -> u64, n: usize| {
-        let elapsed = two_threads(n as u64, &keys, f);
-        elapsed.as_nanos() as f64 / n as f64
+    // Two-thread runs, alternating, each timed from the start barrier to the end barrier (threads already up).
+    let mut ours_runs = Vec::new();
+    let mut theirs_runs = Vec::new();
+    // Long runs (200,000 calls per thread), so waking the threads is a small part of each.
+    let calls_2t = if rounds > 3 { 200_000 } else { 2_000 };
+    for _ in 0..rounds / 20 + 1 {
+        ours_runs.push(two_threads(calls_2t, &keys, ours).as_nanos() as f64 / calls_2t as f64);
+        theirs_runs.push(two_threads(calls_2t, &keys, theirs).as_nanos() as f64 / calls_2t as f64);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
     };
-    let (ours_2t, theirs_2t) = interleaved(
-        rounds / 4 + 1,
-        1,
-        |_| {
-            black_box(per_call_2t(ours, 20_000));
-        },
-        |_| {
-            black_box(per_call_2t(theirs, 20_000));
-        },
-    );
-    // `interleaved` timed whole two-thread runs of 20,000 calls per thread: per-iteration time.
-    let (ours_2t, theirs_2t) = (ours_2t / 20_000.0, theirs_2t / 20_000.0);
+    let (ours_2t, theirs_2t) = (median(&mut ours_runs), median(&mut theirs_runs));
     println!("interleaved A/B, median ns per call (ours / cached / ratio):");
     println!(
         "  hit            {ours_hit:8.1} {theirs_hit:8.1} {:6.2}x",
