@@ -820,3 +820,33 @@ fn destructuring_and_mut_parameters() {
         "macros::sum_pair([1,2],0)"
     );
 }
+
+// ----- methods of generic impls -------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct Wrapper<T> {
+    inner: T,
+}
+
+static WRAPPER_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+impl<T: Serialize + std::fmt::Debug> Wrapper<T> {
+    #[cached(alias = "macros_generic_impl")]
+    fn show(&self) -> String {
+        bump(&WRAPPER_CALLS);
+        format!("{:?}", self.inner)
+    }
+}
+
+#[test]
+fn methods_of_generic_impls_key_by_the_concrete_type() {
+    caches::add("macros_generic_impl", AliasConfig::memory()).unwrap();
+    assert_eq!(Wrapper { inner: 1u8 }.show(), "1");
+    assert_eq!(Wrapper { inner: 1u16 }.show(), "1");
+    assert_eq!(Wrapper { inner: 1u8 }.show(), "1");
+    assert_eq!(count(&WRAPPER_CALLS), 2);
+    assert_eq!(
+        Wrapper { inner: 1u8 }.show_cache_key().unwrap(),
+        r#"macros::Wrapper<u8>::show({"inner":1})"#
+    );
+}
