@@ -287,15 +287,21 @@ impl Cache {
         }
     }
 
+    #[cold]
+    fn wrong_type<T>(&self) -> Error {
+        Error::deserialize(
+            self.shared.serializer.name(),
+            format!("the stored object is not a `{}`", type_name::<T>()),
+        )
+    }
+
     #[inline]
     fn decode<T: Cacheable>(&self, value: &Value) -> Result<T> {
         match value {
-            Value::Object(obj) => obj.downcast_ref::<T>().cloned().ok_or_else(|| {
-                Error::deserialize(
-                    self.shared.serializer.name(),
-                    format!("the stored object is not a `{}`", type_name::<T>()),
-                )
-            }),
+            Value::Object(obj) => obj
+                .downcast_ref::<T>()
+                .cloned()
+                .ok_or_else(|| self.wrong_type::<T>()),
             Value::Bytes(bytes) => serializer::decode(&*self.shared.serializer, bytes),
         }
     }
@@ -319,11 +325,32 @@ impl Cache {
             Command::Get,
             &[key],
             || {
-                let mut decoded = None;
+                // The closure runs under the backend's read lock: it only clones or decodes, and keeps the
+                // (large) error out of the hot path by recording a failure and building it afterwards.
+                let mut hit: Option<T> = None;
+                let mut failure: Option<Error> = None;
+                let mut wrong_type = false;
                 self.shared
                     .backend
-                    .get_with(&full, &self.opts(), &mut |value| decoded = Some(self.decode(value)))?;
-                decoded.transpose()
+                    .get_with(&full, &self.opts(), &mut |value| match value {
+                        Value::Object(obj) => match obj.downcast_ref::<T>() {
+                            Some(v) => hit = Some(v.clone()),
+                            None => wrong_type = true,
+                        },
+                        Value::Bytes(bytes) => {
+                            match serializer::decode(&*self.shared.serializer, bytes) {
+                                Ok(v) => hit = Some(v),
+                                Err(e) => failure = Some(e),
+                            }
+                        }
+                    })?;
+                if wrong_type {
+                    return Err(self.wrong_type::<T>());
+                }
+                match failure {
+                    Some(e) => Err(e),
+                    None => Ok(hit),
+                }
             },
             |found| Observed::Get(found.is_some()),
         )

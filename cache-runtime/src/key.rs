@@ -18,6 +18,7 @@ use std::sync::Arc;
 pub type KeyBuilder = Arc<dyn Fn(&str, Option<&str>) -> String + Send + Sync>;
 
 /// `{namespace}:{key}`, or the key itself without a namespace.
+#[inline]
 pub(crate) fn namespaced<'k>(namespace: Option<&str>, key: &'k str) -> Cow<'k, str> {
     match namespace {
         None => Cow::Borrowed(key),

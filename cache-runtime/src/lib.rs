@@ -40,15 +40,15 @@ mod serializer;
 mod ttl;
 mod value;
 
+#[cfg(feature = "disk")]
+pub use backend::disk::{DiskBackend, DiskBackendBuilder};
+#[cfg(feature = "memcached")]
+pub use backend::memcached::{MemcachedBackend, MemcachedBackendBuilder};
 #[cfg(feature = "memory")]
 pub use backend::memory::{MemoryBackend, MemoryBackendBuilder};
 pub use backend::null::NullBackend;
 #[cfg(feature = "redis")]
 pub use backend::redis::{RedisBackend, RedisBackendBuilder};
-#[cfg(feature = "memcached")]
-pub use backend::memcached::{MemcachedBackend, MemcachedBackendBuilder};
-#[cfg(feature = "disk")]
-pub use backend::disk::{DiskBackend, DiskBackendBuilder};
 pub use backend::{Backend, BackendConfig, CallOptions};
 pub use cache::{Cache, CacheBuilder, Cacheable};
 pub use caches::BackendSpec;
@@ -59,8 +59,8 @@ pub use key::{escape_glob, glob_match, KeyBuilder};
 pub use lock::{OptimisticLock, RedLock, RedLockGuard};
 pub use plugin::{Call, Command, Done, HitMissRatioPlugin, Outcome, Plugin, Timing, TimingPlugin};
 pub use serializer::{
-    BinarySerializer, Compressed, JsonSerializer, MsgPackSerializer, NullSerializer, Serializer, Sink,
-    StringSerializer,
+    BinarySerializer, Compressed, JsonSerializer, MsgPackSerializer, NullSerializer, Serializer,
+    Sink, StringSerializer,
 };
 pub use ttl::{ttl_millis, Ttl};
 pub use value::{CasToken, RawReply, Value};
@@ -81,8 +81,9 @@ pub struct ReadmeDoctests;
 pub mod __private {
     pub use crate::caches::AliasCell;
     pub use crate::memo::{
-        derive, get, invalidate, key_string, lease, lookup, multi_lookup, multi_store, plugin, secs_f64, serializer,
-        set, stampede, store, ttl, Flight, KeyArg, KeyBuf, KeyCollection, LocalCache, MemoCell, MemoMap, ResultParts, Setup,
+        derive, get, invalidate, key_string, lease, lookup, multi_lookup, multi_store, plugin,
+        secs_f64, serializer, set, stampede, store, ttl, Flight, KeyArg, KeyBuf, KeyCollection,
+        LocalCache, MemoCell, MemoMap, ResultParts, Setup,
     };
     pub use crate::{Cache, Cacheable, Error, Result, Ttl};
     pub use core::time::Duration;
