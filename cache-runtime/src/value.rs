@@ -30,6 +30,23 @@ impl Value {
             Value::Object(_) => None,
         }
     }
+
+    /// The bytes, or for an object an [`Error::InvalidInput`](crate::Error::InvalidInput) naming `backend`:
+    /// what backends that store only bytes answer when handed an object.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use cache_runtime::Value;
+    /// assert_eq!(Value::Bytes(b"x".to_vec()).require_bytes("redis").unwrap(), b"x");
+    /// assert!(Value::Object(Arc::new(1u8)).require_bytes("redis").is_err());
+    /// ```
+    pub fn require_bytes(&self, backend: &str) -> crate::Result<&[u8]> {
+        self.as_bytes().ok_or_else(|| {
+            crate::Error::InvalidInput(format!(
+                "the {backend} backend stores bytes; configure a byte serializer such as `json`"
+            ))
+        })
+    }
 }
 
 impl fmt::Debug for Value {

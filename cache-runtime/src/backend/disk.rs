@@ -591,14 +591,6 @@ impl DiskBackend {
         }
     }
 
-    fn bytes(value: &Value) -> Result<&[u8]> {
-        value.as_bytes().ok_or_else(|| {
-            Error::InvalidInput(
-                "the disk backend stores bytes; use a byte serializer such as `json`".into(),
-            )
-        })
-    }
-
     /// Deletes every expired entry now; returns how many.
     ///
     /// ```
@@ -708,7 +700,7 @@ impl Backend for DiskBackend {
         ttl: Option<Duration>,
         opts: &CallOptions,
     ) -> Result<()> {
-        let data = Self::bytes(&value)?;
+        let data = value.require_bytes("disk")?;
         let size = self.check_size(key, data)?;
         let expires_at = self.expires_at(ttl);
         self.write("set", opts, |tx, _| {
@@ -725,7 +717,7 @@ impl Backend for DiskBackend {
         let rows = entries
             .iter()
             .map(|(k, v)| {
-                let data = Self::bytes(v)?;
+                let data = v.require_bytes("disk")?;
                 Ok((*k, data, self.check_size(k, data)?))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -745,7 +737,7 @@ impl Backend for DiskBackend {
         ttl: Option<Duration>,
         opts: &CallOptions,
     ) -> Result<bool> {
-        let data = Self::bytes(&value)?;
+        let data = value.require_bytes("disk")?;
         let size = self.check_size(key, data)?;
         let expires_at = self.expires_at(ttl);
         self.write("add", opts, |tx, now| {
@@ -923,7 +915,7 @@ impl Backend for DiskBackend {
         ttl: Option<Duration>,
         opts: &CallOptions,
     ) -> Result<bool> {
-        let data = Self::bytes(&value)?;
+        let data = value.require_bytes("disk")?;
         let size = self.check_size(key, data)?;
         let expires_at = self.expires_at(ttl);
         self.write("compare_and_set", opts, |tx, now| {

@@ -673,14 +673,6 @@ fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
-fn bytes_of(value: &Value) -> Result<&[u8]> {
-    value.as_bytes().ok_or_else(|| {
-        Error::InvalidInput(
-            "the memcached backend stores bytes; use a byte serializer such as `json`".into(),
-        )
-    })
-}
-
 impl MemcachedBackend {
     /// A backend for one server at `host:port` (nothing connects until the first command).
     ///
@@ -1099,7 +1091,7 @@ impl Backend for MemcachedBackend {
         ttl: Option<Duration>,
         opts: &CallOptions,
     ) -> Result<()> {
-        let data = bytes_of(&value)?;
+        let data = value.require_bytes("memcached")?;
         let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
         match self.store("set", key, StoreCmd::set(data, exptime), opts)? {
             StoreReply::Stored => Ok(()),
@@ -1123,7 +1115,7 @@ impl Backend for MemcachedBackend {
             per_server
                 .entry(self.locate(&wire))
                 .or_default()
-                .push((wire, bytes_of(value)?));
+                .push((wire, value.require_bytes("memcached")?));
         }
         let batches = per_server
             .values()
@@ -1195,7 +1187,7 @@ impl Backend for MemcachedBackend {
         ttl: Option<Duration>,
         opts: &CallOptions,
     ) -> Result<bool> {
-        let data = bytes_of(&value)?;
+        let data = value.require_bytes("memcached")?;
         let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
         match self.store("add", key, StoreCmd::add(data, exptime), opts)? {
             StoreReply::Stored => Ok(true),
@@ -1435,7 +1427,7 @@ impl Backend for MemcachedBackend {
         ttl: Option<Duration>,
         opts: &CallOptions,
     ) -> Result<bool> {
-        let data = bytes_of(&value)?;
+        let data = value.require_bytes("memcached")?;
         let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
         let stored =
             match expected {

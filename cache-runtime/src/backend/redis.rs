@@ -1112,14 +1112,6 @@ impl RedisBackend {
     }
 }
 
-fn bytes(value: &Value) -> Result<&[u8]> {
-    value.as_bytes().ok_or_else(|| {
-        Error::InvalidInput(
-            "the redis backend stores bytes; configure a byte serializer such as `json`".into(),
-        )
-    })
-}
-
 fn raw_reply(value: redis::Value) -> RawReply {
     use redis::Value as V;
     let list = |items: Vec<V>| RawReply::Array(items.into_iter().map(raw_reply).collect());
@@ -1179,7 +1171,7 @@ impl Backend for RedisBackend {
         ttl: Option<Duration>,
         opts: &CallOptions,
     ) -> Result<()> {
-        let value = bytes(&value)?;
+        let value = value.require_bytes("redis")?;
         self.run("set", opts, |link| {
             let mut cmd = redis::cmd("SET");
             cmd.arg(key).arg(value);
@@ -1201,7 +1193,7 @@ impl Backend for RedisBackend {
         }
         let pairs = entries
             .iter()
-            .map(|(k, v)| Ok((*k, bytes(v)?)))
+            .map(|(k, v)| Ok((*k, v.require_bytes("redis")?)))
             .collect::<Result<Vec<(&str, &[u8])>>>()?;
         self.run("multi_set", opts, |link| match (ttl, link) {
             (None, link) => redis::cmd("MSET").arg(&pairs).query::<()>(link.con()),
@@ -1238,7 +1230,7 @@ impl Backend for RedisBackend {
         ttl: Option<Duration>,
         opts: &CallOptions,
     ) -> Result<bool> {
-        let value = bytes(&value)?;
+        let value = value.require_bytes("redis")?;
         self.run("add", opts, |link| {
             let mut cmd = redis::cmd("SET");
             cmd.arg(key).arg(value).arg("NX");
@@ -1391,7 +1383,7 @@ impl Backend for RedisBackend {
         ttl: Option<Duration>,
         opts: &CallOptions,
     ) -> Result<bool> {
-        let value = bytes(&value)?;
+        let value = value.require_bytes("redis")?;
         let (present, expected): (&str, &[u8]) = match expected {
             CasToken::Absent => ("0", b""),
             CasToken::Bytes(b) => ("1", b),
