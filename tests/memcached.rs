@@ -276,6 +276,28 @@ fn ttls_beyond_thirty_days_are_sent_as_unix_times() {
 }
 
 #[test]
+fn ttls_past_2038_are_capped_instead_of_expiring_at_once() {
+    let (_server, cache) = cache();
+    let century = Ttl::secs(100 * 365 * 24 * 3600);
+    // Sent as `now + ttl`, this is past memcached's 32-bit exptime: the item would be expired on arrival.
+    cache.set("century", &1, century).unwrap();
+    assert_eq!(cache.get::<i32>("century").unwrap(), Some(1));
+    cache.set("forever", &2, Ttl::secs(u64::MAX)).unwrap();
+    assert_eq!(cache.get::<i32>("forever").unwrap(), Some(2));
+    cache.add("added", &3, century).unwrap();
+    assert_eq!(cache.get::<i32>("added").unwrap(), Some(3));
+    cache.multi_set(&[("m", 4)], century).unwrap();
+    assert_eq!(cache.get::<i32>("m").unwrap(), Some(4));
+    // `touch` with such a TTL keeps the key rather than killing it.
+    cache.set("touched", &5, Ttl::secs(60)).unwrap();
+    assert!(cache.expire("touched", century).unwrap());
+    assert!(cache.exists("touched").unwrap());
+    assert_eq!(cache.get::<i32>("touched").unwrap(), Some(5));
+    assert!(cache.expire("touched", Ttl::secs(u64::MAX)).unwrap());
+    assert_eq!(cache.get::<i32>("touched").unwrap(), Some(5));
+}
+
+#[test]
 fn keys_are_hashed_only_when_memcached_would_refuse_them() {
     let (server, cache) = cache();
     let plain = cache.without_namespace();

@@ -17,7 +17,8 @@
 //!   `#sha256:` + the hex SHA-256 of the key (and so is any key that itself starts with `#sha256:`), so the
 //!   mapping is injective up to SHA-256 collisions and no key can inject a command.
 //! - TTLs are whole seconds, rounded up; beyond 30 days memcached reads the number as a Unix time, so longer
-//!   TTLs are sent as `now + ttl`. Memcached's clock ticks once a second: an entry may expire up to a second
+//!   TTLs are sent as `now + ttl`, capped at 2038-01-19 (memcached's exptime is a signed 32-bit number; a
+//!   later time would wrap into the past and expire the item at once). Memcached's clock ticks once a second: an entry may expire up to a second
 //!   before its TTL is up.
 //! - `increment`: `incr` is unsigned and `decr` floors at 0, so only a non-negative delta on a non-negative
 //!   counter uses `incr` (one round trip; an absent key is created with `add`, retried if another client
@@ -46,6 +47,9 @@ const MAX_KEY_LEN: usize = 250;
 const HASHED_PREFIX: &str = "#sha256:";
 /// Relative TTLs longer than this are read by memcached as Unix times.
 const MAX_RELATIVE_TTL_SECS: u64 = 60 * 60 * 24 * 30;
+/// The latest absolute `exptime`: memcached parses it into a signed 32-bit number, so a later time (past
+/// 2038-01-19) is refused or wraps into the past and the item expires at once. Longer TTLs are capped here.
+const MAX_EXPTIME: u64 = i32::MAX as u64;
 /// Points per server on the ring (libmemcached's ketama uses 160 too).
 const RING_POINTS: u32 = 160;
 /// Keys per `get` line; longer multi-gets are several pipelined lines.
@@ -313,7 +317,8 @@ fn wire_key(key: &str) -> Cow<'_, str> {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Memcached's `exptime`: 0 = never; whole seconds rounded up; a Unix time beyond 30 days.
+/// Memcached's `exptime`: 0 = never; whole seconds rounded up; a Unix time beyond 30 days, capped at
+/// [`MAX_EXPTIME`] (2038-01-19), the latest time memcached can hold.
 fn exptime(ttl: Option<Duration>) -> u64 {
     let Some(ttl) = ttl else { return 0 };
     let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
@@ -325,7 +330,7 @@ fn exptime(ttl: Option<Duration>) -> u64 {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        now.saturating_add(secs)
+        now.saturating_add(secs).min(MAX_EXPTIME)
     }
 }
 
@@ -1546,6 +1551,13 @@ mod tests {
         let now = now_millis() / 1000;
         let far = exptime(Some(Duration::from_secs(MAX_RELATIVE_TTL_SECS + 1)));
         assert!(far > now + MAX_RELATIVE_TTL_SECS && far <= now + MAX_RELATIVE_TTL_SECS + 3);
+        // Past 2038 memcached's 32-bit exptime would wrap into the past: capped instead.
+        assert_eq!(
+            exptime(Some(Duration::from_secs(100 * 365 * 24 * 3600))),
+            MAX_EXPTIME
+        );
+        assert_eq!(exptime(Some(Duration::from_secs(u64::MAX))), MAX_EXPTIME);
+        assert_eq!(exptime(Some(Duration::MAX)), MAX_EXPTIME);
     }
 
     #[test]
