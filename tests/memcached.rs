@@ -12,7 +12,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cache_runtime::{
-    cached, caches, AliasConfig, Cache, Config, Error, MemcachedBackend, RawReply, Ttl,
+    cached, caches, AliasConfig, Backend, Cache, CallOptions, Config, Error, MemcachedBackend,
+    RawReply, Ttl, Value,
 };
 use support::Server;
 
@@ -493,6 +494,165 @@ fn a_timed_out_connection_is_never_reused() {
             .unwrap(),
         None
     );
+}
+
+/// A fake memcached that answers each request line with `answer(connection, line number on that
+/// connection, line)` (`None`: no reply). Connections are numbered from 0 in the order they arrive.
+fn scripted_server(
+    answer: impl Fn(usize, usize, &str) -> Option<String> + Send + Sync + 'static,
+) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for (conn, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let mut n = 0;
+                while reader.read_line(&mut line).map(|r| r > 0).unwrap_or(false) {
+                    if let Some(reply) = answer(conn, n, line.trim_end()) {
+                        if stream.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                    n += 1;
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_multi_get_cut_short_by_an_error_never_pools_its_connection() {
+    // The first connection answers the first `get` line of a pipelined multi_get with an error and the
+    // second with a value; every other request misses.
+    let addr = scripted_server(|conn, n, _| {
+        Some(match (conn, n) {
+            (0, 0) => "SERVER_ERROR out of memory writing get response\r\n".into(),
+            (0, 1) => "VALUE test:k100 0 1\r\n7\r\nEND\r\n".into(),
+            _ => "END\r\n".into(),
+        })
+    });
+    let cache = Cache::from_url(&format!("memcached://{addr}?namespace=test&timeout=2")).unwrap();
+    let keys: Vec<String> = (0..150).map(|i| format!("k{i}")).collect(); // two `get` lines
+    assert!(matches!(
+        cache.multi_get::<i32, _>(&keys),
+        Err(Error::Backend { .. })
+    ));
+    // The unread reply to the second line must not answer the next command on that connection.
+    assert_eq!(cache.get::<i32>("k100").unwrap(), None);
+    assert!(cache
+        .multi_get::<i32, _>(&keys)
+        .unwrap()
+        .iter()
+        .all(Option::is_none));
+}
+
+#[test]
+fn a_client_error_to_a_storage_command_closes_the_connection() {
+    // Like a memcached that refused a `set` line without swallowing its data block: the data is read as a
+    // command (`ERROR`), a reply the client did not ask for. Only the first connection misbehaves.
+    let answer = |conn: usize, _: usize, line: &str| {
+        Some(if line.starts_with("get") {
+            "END\r\n".to_string()
+        } else if line.starts_with("set") {
+            if conn == 0 {
+                "CLIENT_ERROR bad data chunk\r\n".into()
+            } else {
+                "STORED\r\n".into()
+            }
+        } else if conn == 0 {
+            "ERROR\r\n".into()
+        } else {
+            return None; // a data block, swallowed
+        })
+    };
+    let addr = scripted_server(answer);
+    let cache = Cache::from_url(&format!("memcached://{addr}?namespace=test&timeout=2")).unwrap();
+    match cache.set("k", &1, Ttl::Default) {
+        Err(Error::Backend { message, .. }) => {
+            assert!(message.contains("CLIENT_ERROR"), "{message}")
+        }
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+    // A reused connection would read the `ERROR` meant for the data block.
+    assert_eq!(cache.get::<i32>("k").unwrap(), None);
+    cache.set("k", &1, Ttl::Default).unwrap();
+
+    let addr = scripted_server(answer);
+    let cache = Cache::from_url(&format!("memcached://{addr}?namespace=test&timeout=2")).unwrap();
+    assert!(cache
+        .multi_set(&[("a", 1), ("b", 2)], Ttl::Default)
+        .is_err());
+    assert_eq!(cache.get::<i32>("a").unwrap(), None);
+    cache
+        .multi_set(&[("a", 1), ("b", 2)], Ttl::Default)
+        .unwrap();
+}
+
+#[test]
+fn a_value_no_memcached_can_hold_is_refused_before_it_is_sent() {
+    // A server that never reads: anything sent would stall until the timeout.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = MemcachedBackend::new(silent.local_addr().unwrap().to_string()).unwrap();
+    let opts = CallOptions {
+        timeout: Some(Duration::from_secs(1)),
+    };
+    // Zeroed and never touched: the pages are not really allocated.
+    let huge = vec![0u8; (1 << 30) + 1];
+    for result in [
+        backend.set("k", Value::Bytes(huge.clone()), None, &opts),
+        backend.multi_set(vec![("k", Value::Bytes(huge.clone()))], None, &opts),
+        backend
+            .add("k", Value::Bytes(huge.clone()), None, &opts)
+            .map(drop),
+    ] {
+        match result {
+            Err(Error::InvalidInput(message)) => {
+                assert!(message.contains("item size limit"), "{message}")
+            }
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_reply_for_another_key_is_never_returned() {
+    // A connection out of step answers a read of `k` with another key's value.
+    let addr = scripted_server(|_, _, line| {
+        Some(if line.starts_with("gets ") {
+            "VALUE other 0 1 5\r\n9\r\nEND\r\n".into()
+        } else if line.starts_with("get ") {
+            "VALUE other 0 1\r\n9\r\nEND\r\n".into()
+        } else {
+            "ERROR\r\n".into()
+        })
+    });
+    let backend = MemcachedBackend::new(addr).unwrap();
+    let opts = CallOptions {
+        timeout: Some(Duration::from_secs(2)),
+    };
+    assert!(matches!(
+        backend.get("k", &opts),
+        Err(Error::Backend { .. })
+    ));
+    assert!(matches!(
+        backend.get_versioned("k", &opts),
+        Err(Error::Backend { .. })
+    ));
+    // Two values for one key are just as wrong.
+    let addr =
+        scripted_server(|_, _, _| Some("VALUE k 0 1\r\n1\r\nVALUE k 0 1\r\n2\r\nEND\r\n".into()));
+    let backend = MemcachedBackend::new(addr).unwrap();
+    assert!(matches!(
+        backend.get("k", &opts),
+        Err(Error::Backend { .. })
+    ));
 }
 
 #[test]

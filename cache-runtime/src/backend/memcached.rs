@@ -378,6 +378,10 @@ struct Conn {
     timeout: Option<Duration>,
     line: Vec<u8>,
     out: Vec<u8>,
+    /// Set when a reply was not the complete, clean sequence the command expects (an error in the middle of
+    /// a pipeline, `CLIENT_ERROR` or `ERROR` to a storage command): the stream may be out of step, so the
+    /// connection is closed instead of going back to the pool.
+    broken: bool,
 }
 
 /// How a command on one connection went wrong.
@@ -393,6 +397,15 @@ impl From<io::Error> for Fault {
 }
 
 type Step<T> = std::result::Result<T, Fault>;
+
+/// Whether the fault is a timeout (the server is slow, not gone: no retry, and the pool is kept).
+fn timed_out(fault: &Fault) -> bool {
+    let Fault::Broken(e) = fault;
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
 
 fn protocol_error(message: impl Into<String>) -> Fault {
     Fault::Broken(io::Error::new(io::ErrorKind::InvalidData, message.into()))
@@ -460,6 +473,8 @@ impl Conn {
                 return Ok(Ok(()));
             }
             if let Some(err) = server_error(line) {
+                // What follows (the rest of this reply, later pipelined replies) is unknown: never reuse.
+                self.broken = true;
                 return Ok(Err(err));
             }
             let mut parts = line.split(|&b| b == b' ');
@@ -481,13 +496,23 @@ impl Conn {
     /// A storage reply: `STORED` and friends.
     fn read_store(&mut self) -> Step<Reply<StoreReply>> {
         let line = self.read_line()?;
-        Ok(match line {
+        let reply = match line {
             b"STORED" => Ok(StoreReply::Stored),
             b"NOT_STORED" => Ok(StoreReply::NotStored),
             b"EXISTS" => Ok(StoreReply::Exists),
             b"NOT_FOUND" => Ok(StoreReply::NotFound),
             other => Err(server_error(other).ok_or_else(|| unexpected(other))?),
-        })
+        };
+        // After `CLIENT_ERROR` or `ERROR` memcached may not have swallowed the data block and read it as
+        // commands of its own: the stream is out of step. (`SERVER_ERROR` replies, e.g. "object too large",
+        // come after memcached has set itself to swallow the data, so the connection stays in step.)
+        if matches!(
+            reply,
+            Err(ServerSaid::Client(_) | ServerSaid::UnknownCommand)
+        ) {
+            self.broken = true;
+        }
+        Ok(reply)
     }
 }
 
@@ -496,6 +521,14 @@ fn parse_num<T: std::str::FromStr>(field: Option<&[u8]>) -> Step<T> {
         .and_then(|f| std::str::from_utf8(f).ok())
         .and_then(|f| f.parse().ok())
         .ok_or_else(|| protocol_error("malformed number in reply"))
+}
+
+/// A single-key `get`/`gets` answered with a value for another key (or more than one value): the connection
+/// is out of step, reading someone else's reply; it is closed and the value never returned.
+fn stray_value(wire: &str) -> Fault {
+    protocol_error(format!(
+        "the reply to a read of `{wire}` carried another key's value; the connection was out of step"
+    ))
 }
 
 fn unexpected(line: &[u8]) -> Fault {
@@ -631,6 +664,8 @@ fn read_gets(
     values: &mut HashMap<Vec<u8>, Vec<u8>>,
 ) -> Step<Reply<()>> {
     for _ in 0..lines {
+        // An error reply leaves the later replies unread: `read_values` marks the connection broken, so it
+        // is closed rather than pooled (the next command would read those replies as its own).
         if let Err(said) = conn.read_values(|k, data, _| {
             values.insert(k.to_vec(), data);
         })? {
@@ -657,7 +692,9 @@ fn send_sets(
 }
 
 /// Reads `count` storage replies, all of them even after a failure so the connection stays in step; the
-/// first failure is returned (a reply other than `STORED`, or what the server said).
+/// first failure is returned (a reply other than `STORED`, or what the server said). After a reply that
+/// leaves the stream out of step (`CLIENT_ERROR`, `ERROR`) it stops: the connection is closed anyway, and the
+/// replies still to come can no longer be counted.
 fn read_sets(conn: &mut Conn, count: usize) -> Step<std::result::Result<(), Reply<StoreReply>>> {
     let mut failure = None;
     for _ in 0..count {
@@ -667,8 +704,24 @@ fn read_sets(conn: &mut Conn, count: usize) -> Step<std::result::Result<(), Repl
                 failure.get_or_insert(other);
             }
         }
+        if conn.broken {
+            break;
+        }
     }
     Ok(failure.map_or(Ok(()), Err))
+}
+
+/// Refuses, before anything is sent, a value no memcached can hold: a data block that large could be refused
+/// with `CLIENT_ERROR` without being swallowed, and memcached would read the data as commands.
+fn check_item_size(command: &str, data: &[u8]) -> Result<()> {
+    if data.len() > MAX_ITEM {
+        return Err(Error::InvalidInput(format!(
+            "`{command}`: a value of {} bytes is larger than the item size limit of any memcached \
+             ({MAX_ITEM} bytes; the server's own `-I` setting is 1 MiB by default)",
+            data.len()
+        )));
+    }
+    Ok(())
 }
 
 fn now_millis() -> u64 {
@@ -773,6 +826,7 @@ impl MemcachedBackend {
                     timeout: None,
                     line: Vec::with_capacity(128),
                     out: Vec::with_capacity(256),
+                    broken: false,
                 })
             }
             Err(e) => {
@@ -799,7 +853,11 @@ impl MemcachedBackend {
         self.connect(server, opts).map(|c| (c, false))
     }
 
+    /// Returns a connection to the pool, unless its last command left it out of step.
     fn checkin(&self, idx: usize, conn: Conn) {
+        if conn.broken {
+            return;
+        }
         let mut idle = self.servers[idx].idle.lock();
         if idle.len() < self.pool_size {
             idle.push(conn);
@@ -822,6 +880,34 @@ impl MemcachedBackend {
                 NAME,
                 format!("`{command}` on server {}: {e}", self.servers[idx].addr),
             ),
+        }
+    }
+
+    /// After a connection to server `idx` failed other than by a timeout, its idle connections are likely
+    /// just as dead (a restarted server): all are dropped, so later commands, retried or not (`add`, `incr`,
+    /// `cas` are never retried), connect afresh instead of each meeting a dead one.
+    fn forget_idle(&self, idx: usize, fault: &Fault) {
+        if !timed_out(fault) {
+            self.servers[idx].idle.lock().clear();
+        }
+    }
+
+    /// What becomes of a server's part of a pipelined command whose write failed: run again on a new
+    /// connection when the failed one came from the pool, unless it timed out (a slow server is not a dead
+    /// one, and the caller's time is spent).
+    fn after_send_fault(
+        &self,
+        idx: usize,
+        command: &'static str,
+        opts: &CallOptions,
+        pooled: bool,
+        fault: Fault,
+    ) -> Pending {
+        self.forget_idle(idx, &fault);
+        if pooled && !timed_out(&fault) {
+            Pending::Retry
+        } else {
+            Pending::Failed(self.fault_to_error(idx, command, opts, fault))
         }
     }
 
@@ -849,14 +935,8 @@ impl MemcachedBackend {
                 }
                 Err(fault) => {
                     drop(conn);
-                    let Fault::Broken(e) = &fault;
-                    let timed_out = matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    );
-                    if pooled && idempotent && !timed_out {
-                        // The other idle connections are likely just as dead.
-                        self.servers[idx].idle.lock().clear();
+                    self.forget_idle(idx, &fault);
+                    if pooled && idempotent && !timed_out(&fault) {
                         conn = self.connect(&self.servers[idx], opts)?;
                         pooled = false;
                         continue;
@@ -892,6 +972,7 @@ impl MemcachedBackend {
         cmd: StoreCmd<'_>,
         opts: &CallOptions,
     ) -> Result<StoreReply> {
+        check_item_size(command, cmd.data)?;
         let wire = wire_key(key);
         let idx = self.locate(&wire);
         let idempotent = cmd.verb == "set";
@@ -927,7 +1008,14 @@ impl MemcachedBackend {
             conn.out.extend_from_slice(b"\r\n");
             conn.send()?;
             let mut found = None;
-            let end = conn.read_values(|_, data, cas| found = Some((data, cas.unwrap_or(0))))?;
+            let mut stray = false;
+            let end = conn.read_values(|k, data, cas| {
+                stray |= k != wire.as_bytes() || found.is_some();
+                found = Some((data, cas.unwrap_or(0)));
+            })?;
+            if stray {
+                return Err(stray_value(&wire));
+            }
             Ok(end.map(|()| found))
         })?;
         reply.map_err(|said| self.said(idx, command, said))
@@ -1013,7 +1101,14 @@ impl Backend for MemcachedBackend {
             conn.out.extend_from_slice(b"\r\n");
             conn.send()?;
             let mut found = None;
-            let end = conn.read_values(|_, data, _| found = Some(data))?;
+            let mut stray = false;
+            let end = conn.read_values(|k, data, _| {
+                stray |= k != wire.as_bytes() || found.is_some();
+                found = Some(data);
+            })?;
+            if stray {
+                return Err(stray_value(&wire));
+            }
             Ok(end.map(|()| found))
         })?;
         reply
@@ -1038,8 +1133,7 @@ impl Backend for MemcachedBackend {
                 Err(e) => Pending::Failed(e),
                 Ok((mut conn, pooled)) => match send_gets(&mut conn, server_keys, opts.timeout) {
                     Ok(lines) => Pending::Sent(conn, pooled, lines),
-                    Err(_) if pooled => Pending::Retry,
-                    Err(f) => Pending::Failed(self.fault_to_error(idx, "multi_get", opts, f)),
+                    Err(f) => self.after_send_fault(idx, "multi_get", opts, pooled, f),
                 },
             };
             pending.push((idx, server_keys, state));
@@ -1050,7 +1144,6 @@ impl Backend for MemcachedBackend {
         for (idx, server_keys, state) in pending {
             let retry = |values: &mut HashMap<Vec<u8>, Vec<u8>>| {
                 // A pooled connection failed (the server restarted?): once more on a new one.
-                self.servers[idx].idle.lock().clear();
                 self.with_conn(idx, "multi_get", false, opts, |conn| {
                     let lines = send_gets(conn, server_keys, opts.timeout)?;
                     read_gets(conn, lines, values)
@@ -1065,8 +1158,15 @@ impl Backend for MemcachedBackend {
                             self.checkin(idx, conn);
                             Ok(reply)
                         }
-                        Err(_) if pooled => retry(&mut values),
-                        Err(f) => Err(self.fault_to_error(idx, "multi_get", opts, f)),
+                        Err(f) => {
+                            drop(conn);
+                            self.forget_idle(idx, &f);
+                            if pooled && !timed_out(&f) {
+                                retry(&mut values)
+                            } else {
+                                Err(self.fault_to_error(idx, "multi_get", opts, f))
+                            }
+                        }
                     }
                 }
             };
@@ -1117,10 +1217,12 @@ impl Backend for MemcachedBackend {
         let mut per_server: HashMap<usize, Vec<WireEntry<'_>>> = HashMap::new();
         for (key, value) in &entries {
             let wire = wire_key(key);
+            let data = value.require_bytes("memcached")?;
+            check_item_size("multi_set", data)?;
             per_server
                 .entry(self.locate(&wire))
                 .or_default()
-                .push((wire, value.require_bytes("memcached")?));
+                .push((wire, data));
         }
         let batches = per_server
             .values()
@@ -1142,10 +1244,7 @@ impl Backend for MemcachedBackend {
                     Ok((mut conn, pooled)) => {
                         match send_sets(&mut conn, chunk, exptime, opts.timeout) {
                             Ok(()) => Pending::Sent(conn, pooled, chunk.len()),
-                            Err(_) if pooled => Pending::Retry,
-                            Err(f) => {
-                                Pending::Failed(self.fault_to_error(idx, "multi_set", opts, f))
-                            }
+                            Err(f) => self.after_send_fault(idx, "multi_set", opts, pooled, f),
                         }
                     }
                 };
@@ -1153,7 +1252,6 @@ impl Backend for MemcachedBackend {
             }
             for (idx, chunk, state) in pending {
                 let retry = || {
-                    self.servers[idx].idle.lock().clear();
                     self.with_conn(idx, "multi_set", false, opts, |conn| {
                         send_sets(conn, chunk, exptime, opts.timeout)?;
                         read_sets(conn, chunk.len())
@@ -1167,8 +1265,15 @@ impl Backend for MemcachedBackend {
                             self.checkin(idx, conn);
                             Ok(reply)
                         }
-                        Err(_) if pooled => retry(),
-                        Err(f) => Err(self.fault_to_error(idx, "multi_set", opts, f)),
+                        Err(f) => {
+                            drop(conn);
+                            self.forget_idle(idx, &f);
+                            if pooled && !timed_out(&f) {
+                                retry()
+                            } else {
+                                Err(self.fault_to_error(idx, "multi_set", opts, f))
+                            }
+                        }
                     },
                 };
                 let error = match outcome {
