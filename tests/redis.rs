@@ -1065,3 +1065,258 @@ fn a_cluster_master_killed_fails_fast_and_serves_again_after_restart() {
     }
     assert_eq!(cache.get::<u32>(&key).unwrap(), Some(2));
 }
+
+#[test]
+fn raw_connection_state_commands_never_reach_later_commands() {
+    let server = support::redis_server();
+    let mut admin = admin(server.port);
+    // One connection: a connection `raw` changed would be the one every later command gets.
+    let cache = alias(server.port)
+        .option("pool_max_size", 1u32)
+        .namespace("state")
+        .build_cache("state")
+        .unwrap();
+    cache.set("k", &1u32, Ttl::Default).unwrap();
+
+    assert_eq!(
+        cache.raw("MULTI", &[] as &[String]).unwrap(),
+        RawReply::Status("OK".into())
+    );
+    cache.set("k", &2u32, Ttl::Default).unwrap();
+    assert_eq!(cache.get::<u32>("k").unwrap(), Some(2));
+    let stored: Option<String> = redis::cmd("GET").arg("state:k").query(&mut admin).unwrap();
+    assert_eq!(stored.as_deref(), Some("2"), "the set ran, not queued");
+
+    cache.raw("SELECT", &["1"]).unwrap();
+    cache.set("k", &3u32, Ttl::Default).unwrap();
+    let stored: Option<String> = redis::cmd("GET").arg("state:k").query(&mut admin).unwrap();
+    assert_eq!(stored.as_deref(), Some("3"), "still database 0");
+
+    cache.raw("CLIENT", &["SETNAME", "renamed"]).unwrap();
+    let _ = cache.raw("WATCH", &["state:k"]).unwrap();
+    assert_eq!(cache.increment("n", 1).unwrap(), 1);
+    // A failing raw command closes its connection too.
+    assert!(cache.raw("NO-SUCH-COMMAND", &[] as &[String]).is_err());
+    assert_eq!(cache.get::<u32>("k").unwrap(), Some(3));
+
+    // The connections `raw` used are closed, not leaked: the pool's one plus the admin connection.
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).unwrap();
+    assert!(clients.lines().count() <= 2, "{clients}");
+    assert!(!clients.contains("renamed"), "{clients}");
+}
+
+/// A TCP proxy in front of a server that, when told to, forwards the next request but drops the
+/// connection instead of returning the reply: the server ran the command, the client never hears so.
+struct ReplyDropper {
+    port: u16,
+    drop_next_reply: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ReplyDropper {
+    fn start(upstream: u16) -> ReplyDropper {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let drop_next_reply = Arc::new(AtomicBool::new(false));
+        let flag = drop_next_reply.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+                let (mut client_in, mut server_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = client_in.read(&mut buf) {
+                        if server_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_out.shutdown(Shutdown::Both);
+                });
+                let flag = flag.clone();
+                let (mut server_in, mut client_out) = (server, client);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = server_in.read(&mut buf) {
+                        if flag.swap(false, Ordering::SeqCst) {
+                            break;
+                        }
+                        if client_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = client_out.shutdown(Shutdown::Both);
+                    let _ = server_in.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        ReplyDropper {
+            port,
+            drop_next_reply,
+        }
+    }
+
+    fn drop_next_reply(&self) {
+        self.drop_next_reply
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_command_the_server_ran_before_the_connection_dropped_is_resent_only_if_idempotent() {
+    let server = support::redis_server();
+    let mut admin = admin(server.port);
+    let proxy = ReplyDropper::start(server.port);
+    let cache = alias(proxy.port)
+        .option("pool_max_size", 1u32)
+        .namespace("once")
+        .build_cache("once")
+        .unwrap();
+    let stored = |admin: &mut redis::Connection, key: &str| -> Option<String> {
+        redis::cmd("GET")
+            .arg(format!("once:{key}"))
+            .query(admin)
+            .unwrap()
+    };
+
+    // Idempotent: sent again on a new connection, the caller never sees the drop.
+    cache.set("k", &1u32, Ttl::Default).unwrap();
+    proxy.drop_next_reply();
+    assert_eq!(cache.get::<u32>("k").unwrap(), Some(1));
+    proxy.drop_next_reply();
+    cache.set("k", &2u32, Ttl::Default).unwrap();
+    assert_eq!(stored(&mut admin, "k").as_deref(), Some("2"));
+
+    // Not idempotent: an error, and the server ran it exactly once.
+    proxy.drop_next_reply();
+    assert!(cache.increment("n", 1).is_err());
+    assert_eq!(
+        stored(&mut admin, "n").as_deref(),
+        Some("1"),
+        "INCRBY ran once"
+    );
+    assert_eq!(cache.increment("n", 1).unwrap(), 2);
+
+    proxy.drop_next_reply();
+    assert!(cache.add("a", &1u32, Ttl::Default).is_err());
+    assert_eq!(stored(&mut admin, "a").as_deref(), Some("1"));
+    assert!(matches!(
+        cache.add("a", &2u32, Ttl::Default),
+        Err(Error::KeyExists { .. })
+    ));
+
+    // The first write loads the script (EVALSHA answered NOSCRIPT, then EVAL).
+    OptimisticLock::new(&cache, "cas")
+        .unwrap()
+        .cas(&6u32, Ttl::Default)
+        .unwrap();
+    let lock = OptimisticLock::new(&cache, "cas").unwrap();
+    proxy.drop_next_reply();
+    assert!(lock.cas(&7u32, Ttl::Default).is_err());
+    assert_eq!(stored(&mut admin, "cas").as_deref(), Some("7"), "ran once");
+
+    assert_eq!(cache.get::<u32>("k").unwrap(), Some(2)); // a pooled connection again
+    proxy.drop_next_reply();
+    assert!(cache.raw("INCR", &["once:r"]).is_err());
+    assert_eq!(
+        stored(&mut admin, "r").as_deref(),
+        Some("1"),
+        "raw ran once"
+    );
+    assert_eq!(cache.get::<u32>("k").unwrap(), Some(2));
+}
+
+#[test]
+fn increment_errors_are_told_apart_by_the_server_reply() {
+    let server = support::redis_server();
+    let cache = cache_on(&server, "inc");
+    cache.set("max", &i64::MAX, Ttl::Default).unwrap();
+    assert!(
+        matches!(cache.increment("max", 1), Err(Error::InvalidInput(_))),
+        "overflow"
+    );
+    cache.set("text", &"abc".to_string(), Ttl::Default).unwrap();
+    assert!(matches!(
+        cache.increment("text", 1),
+        Err(Error::NotAnInteger { .. })
+    ));
+    assert_eq!(cache.get::<String>("text").unwrap().as_deref(), Some("abc"));
+    // A connection error naming a host called `overflow` is still a connection error.
+    let port = support::free_port();
+    let unreachable = AliasConfig::new("redis")
+        .option("endpoint", "overflow-not-an-integer.invalid")
+        .option("port", port)
+        .timeout(Duration::from_secs(2))
+        .build_cache("unreachable")
+        .unwrap();
+    let err = unreachable.increment("n", 1).unwrap_err();
+    assert!(
+        matches!(err, Error::Backend { .. } | Error::Timeout { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn passwords_in_nodes_and_query_strings_never_show() {
+    let secret = "hunter2-7";
+    let node_forms = [
+        format!("redis://user:{secret}@h"),
+        format!("redis://user:{secret}@h:7000"),
+        format!("user:{secret}@h"),
+        format!(":{secret}@h:7000"),
+    ];
+    for node in &node_forms {
+        let json = serde_json::json!({
+            "default": {"cache": "memory"},
+            "r": {"cache": "redis", "nodes": [node]},
+        })
+        .to_string();
+        let err = Config::from_json(&json)
+            .and_then(|c| c.validate())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field `nodes`"), "{err}");
+        assert!(!err.contains(secret), "{err}");
+        let builder = RedisBackend::builder().cluster_nodes([node.as_str()]);
+        let text = format!("{builder:?} {}", builder.clone().build().unwrap_err());
+        assert!(!text.contains(secret), "{text}");
+    }
+    let url_forms = [
+        format!("redis+unix:///nowhere.sock?pass={secret}&db=x"),
+        format!("redis+unix:///nowhere.sock?db=x&password={secret}"),
+        format!("redis://u:{secret}@h:notaport/0"),
+        format!("redis://{secret}@h:notaport/0"),
+    ];
+    for url in &url_forms {
+        let json = serde_json::json!({
+            "default": {"cache": "memory"},
+            "r": {"cache": "redis", "url": url},
+        })
+        .to_string();
+        let err = Config::from_json(&json)
+            .and_then(|c| c.validate())
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains(secret), "{err}");
+        let builder = RedisBackend::builder().url(url.as_str());
+        let text = format!("{builder:?} {}", builder.clone().build().unwrap_err());
+        assert!(!text.contains(secret), "{text}");
+        if let Err(err) = Cache::from_url(url) {
+            let text = format!("{err} {err:?}");
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
+    // A valid unix URL with its password in the query: not in the label, `Debug` or errors.
+    let url = format!("redis+unix:///nowhere.sock?pass={secret}");
+    let cache = AliasConfig::new("redis")
+        .option("url", url.as_str())
+        .timeout(Duration::from_millis(500))
+        .build_cache(&url)
+        .unwrap();
+    let err = cache.get::<u8>("k").unwrap_err();
+    let text = format!("{cache:?} {err} {err:?}");
+    assert!(!text.contains(secret), "{text}");
+}

@@ -675,20 +675,48 @@ fn decode_url_part(part: &str) -> String {
         .unwrap_or_else(|| part.to_string())
 }
 
-/// The URL or label without its password.
+/// The URL, node or label without its password: the userinfo before the last `@` (with or without a
+/// `scheme://`; a user name before a `:` is kept) and the values of `pass=`/`password=` query parameters
+/// become `<redacted>`. When in doubt (an `@` inside a query value) it hides more, never less.
 pub(crate) fn redact(text: &str) -> String {
-    match (text.find("://"), text.rfind('@')) {
-        (Some(start), Some(at)) if at > start => {
-            let userinfo = &text[start + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => {
-                    format!("{}://{user}:<redacted>@{}", &text[..start], &text[at + 1..])
-                }
-                None => text.to_string(),
+    // Query parameters whose values are secrets (`redis+unix:///sock?pass=..` carries the password there).
+    const SECRET_PARAMS: [&str; 4] = ["pass", "password", "passwd", "pwd"];
+    // Byte ranges to hide; every bound sits next to an ASCII delimiter, so on a char boundary.
+    let mut hidden: Vec<(usize, usize)> = vec![];
+    let start = text.find("://").map_or(0, |i| i + 3);
+    if let Some(at) = text.rfind('@').filter(|&at| at >= start) {
+        let userinfo = &text[start..at];
+        let keep = match userinfo.split_once(':') {
+            Some((user, _)) if !user.contains(['/', '?', '&', ';', '#']) => user.len() + 1,
+            _ => 0,
+        };
+        hidden.push((start + keep, at));
+    }
+    for (i, _) in text.match_indices(['?', '&', ';']) {
+        let param = &text[i + 1..];
+        let param_end = param.find(['&', ';', '#']).unwrap_or(param.len());
+        if let Some((name, _)) = param[..param_end].split_once('=') {
+            if SECRET_PARAMS.iter().any(|p| name.eq_ignore_ascii_case(p)) {
+                let value = i + 1 + name.len() + 1;
+                hidden.push((value, i + 1 + param_end));
             }
         }
-        _ => text.to_string(),
     }
+    hidden.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut shown_from = 0;
+    for (from, to) in hidden {
+        if to <= shown_from {
+            continue;
+        }
+        if from >= shown_from {
+            out.push_str(&text[shown_from..from]);
+            out.push_str("<redacted>");
+        }
+        shown_from = to;
+    }
+    out.push_str(&text[shown_from..]);
+    out
 }
 
 /// The alias table: alias name to [`AliasConfig`]. The `default` alias is required.

@@ -26,8 +26,17 @@
 //! `get` is exactly one round trip. The cache's timeout bounds connecting, waiting for a free connection and
 //! every read and write; a command that times out is [`Error::Timeout`] and its connection is closed (a late
 //! reply can never be read as the answer to the next command). A pooled connection found closed by the server
-//! (a restart, an idle `timeout`) is replaced and the command sent once more on a new connection, so the same
-//! [`Cache`](crate::Cache) keeps working across server restarts; a command that timed out is never re-sent.
+//! (a restart, an idle `timeout`) is replaced and, for the idempotent commands (`get`, `multi_get`, `set`,
+//! `multi_set`, `exists`, `delete`, `expire`, `clear`, `keys`, `get_versioned`), the command is sent once
+//! more on a new connection, so the same [`Cache`](crate::Cache) keeps working across server restarts. `add`,
+//! `increment`, the lock scripts and `raw` are never sent twice: the server may have run them before the
+//! connection closed, so such a drop is an error (the other idle connections are dropped with it, so the
+//! next command gets a fresh one). A command that timed out is never re-sent.
+//!
+//! `raw` runs on a connection that is closed afterwards, never returned to the pool: a command such as
+//! `SELECT`, `MULTI`, `WATCH`, `CLIENT REPLY`, `HELLO`, `AUTH`, `READONLY` or `SUBSCRIBE` changes the
+//! connection's state, and no later command may inherit it (on a cluster the whole set of node connections
+//! is closed).
 //! `clear` and `keys` take one round trip per `SCAN` step; the timeout bounds each of them.
 //!
 //! The password is never shown: not in `Debug`, not in errors, not in logs.
@@ -205,7 +214,14 @@ impl fmt::Debug for RedisBackendBuilder {
             .field("tls", &self.tls)
             .field("url", &self.url.as_deref().map(crate::config::redact))
             .field("cluster", &self.cluster)
-            .field("nodes", &self.nodes)
+            .field(
+                "nodes",
+                &self
+                    .nodes
+                    .iter()
+                    .map(|n| crate::config::redact(n))
+                    .collect::<Vec<_>>(),
+            )
             .field("pool_max_size", &self.pool_max_size)
             .finish_non_exhaustive()
     }
@@ -590,8 +606,16 @@ fn server_addr(host: String, port: u16, tls: bool) -> ConnectionAddr {
     }
 }
 
-/// `host:port`, `[v6]:port` or `redis://host:port` of a cluster seed.
+/// `host:port`, `[v6]:port` or `redis://host:port` of a cluster seed. Errors show the node only redacted:
+/// it may hold credentials.
 fn parse_node(node: &str) -> std::result::Result<(String, u16), String> {
+    let shown = || crate::config::redact(node);
+    if node.contains('@') {
+        return Err(format!(
+            "expected `host:port` (credentials go in `username`/`password`), found `{}`",
+            shown()
+        ));
+    }
     let bare = node
         .strip_prefix("redis://")
         .or_else(|| node.strip_prefix("rediss://"))
@@ -599,16 +623,16 @@ fn parse_node(node: &str) -> std::result::Result<(String, u16), String> {
         .trim_end_matches('/');
     let (host, port) = bare
         .rsplit_once(':')
-        .ok_or_else(|| format!("expected `host:port`, found `{node}`"))?;
-    let port = port
-        .parse::<u16>()
-        .map_err(|_| format!("expected `host:port` with a port number, found `{node}`"))?;
+        .ok_or_else(|| format!("expected `host:port`, found `{}`", shown()))?;
+    let port = port.parse::<u16>().map_err(|_| {
+        format!(
+            "expected `host:port` with a port number, found `{}`",
+            shown()
+        )
+    })?;
     let host = host.trim_matches(['[', ']']);
-    if host.is_empty() || host.contains('@') {
-        return Err(format!(
-            "expected `host:port` (credentials go in `username`/`password`), found `{}`",
-            crate::config::redact(node)
-        ));
+    if host.is_empty() {
+        return Err(format!("expected `host:port`, found `{}`", shown()));
     }
     Ok((host.to_string(), port))
 }
@@ -779,6 +803,18 @@ impl Pool {
         drop(idle);
         self.freed.notify_all();
     }
+}
+
+/// How [`RedisBackend::run_with`] treats a command.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Sent once more on a new connection when its pooled connection turns out closed.
+    Idempotent,
+    /// Never sent twice: the server may have run it before the connection closed.
+    Once,
+    /// Never sent twice, and its connection is closed afterwards (`raw`: it may change the connection's
+    /// state).
+    Detached,
 }
 
 /// A connection checked out for one command.
@@ -996,20 +1032,54 @@ impl RedisBackend {
         }
     }
 
-    /// Runs `op` on a pooled connection. A connection that failed below the Redis protocol (I/O, timeout,
-    /// garbled reply) is closed, never returned to the pool; one that was found closed by the server while
-    /// idle is replaced and `op` runs once more.
+    /// Runs the idempotent `op` on a pooled connection. A connection that failed below the Redis protocol
+    /// (I/O, timeout, garbled reply) is closed, never returned to the pool; one that was found closed by the
+    /// server while idle is replaced and `op` runs once more.
     fn run<T>(
         &self,
         command: &'static str,
         opts: &CallOptions,
+        op: impl FnMut(&mut Link) -> RedisResult<T>,
+    ) -> Result<T> {
+        self.run_with(command, opts, Delivery::Idempotent, op)
+    }
+
+    /// Runs `op` (not idempotent) on a pooled connection, never sending it twice: a connection found closed
+    /// is an error, since the server may have executed the command before closing it.
+    fn run_once<T>(
+        &self,
+        command: &'static str,
+        opts: &CallOptions,
+        op: impl FnMut(&mut Link) -> RedisResult<T>,
+    ) -> Result<T> {
+        self.run_with(command, opts, Delivery::Once, op)
+    }
+
+    fn run_with<T>(
+        &self,
+        command: &'static str,
+        opts: &CallOptions,
+        delivery: Delivery,
         mut op: impl FnMut(&mut Link) -> RedisResult<T>,
     ) -> Result<T> {
         let deadline = opts.timeout.map(|t| Instant::now() + t);
         let mut lease = self.checkout(command, opts, deadline)?;
         let mut resent = false;
         loop {
-            match op(&mut lease.pooled.link) {
+            let result = op(&mut lease.pooled.link);
+            if delivery == Delivery::Detached {
+                // The command may have changed the connection's state (SELECT, MULTI, CLIENT REPLY, ...):
+                // it is closed, never handed to another command.
+                drop(lease.pooled);
+                self.pool.discard();
+                return result.map_err(|e| {
+                    if lease.reused && e.is_connection_dropped() {
+                        self.pool.close_idle();
+                    }
+                    self.failure(command, &e, opts.timeout)
+                });
+            }
+            match result {
                 Ok(value) => {
                     self.pool.put(lease.pooled);
                     return Ok(value);
@@ -1024,12 +1094,21 @@ impl RedisBackend {
                     }
                     drop(lease.pooled);
                     self.pool.discard();
-                    if resent || !(lease.reused && e.is_connection_dropped()) {
+                    let retry = delivery == Delivery::Idempotent
+                        && !resent
+                        && lease.reused
+                        && e.is_connection_dropped();
+                    if !retry {
+                        if lease.reused && e.is_connection_dropped() {
+                            // Likely a restart: the other idle connections are as stale.
+                            self.pool.close_idle();
+                        }
                         return Err(self.failure(command, &e, opts.timeout));
                     }
-                    // The server closed this connection while it sat in the pool, so the command never
-                    // reached a server. The other idle connections are likely as stale (a restart closes
-                    // them all): drop them and send the command again on a new connection.
+                    // The server closed this connection while it sat in the pool (or closed it after
+                    // running the command: sending an idempotent command again does no harm). The other
+                    // idle connections are likely as stale (a restart closes them all): drop them and send
+                    // the command again on a new connection.
                     tracing::debug!(
                         backend = %self.location,
                         command,
@@ -1137,6 +1216,30 @@ fn raw_reply(value: redis::Value) -> RawReply {
     }
 }
 
+/// Why the server refused an `INCRBY`.
+#[derive(Debug, PartialEq, Eq)]
+enum IncrementRefusal {
+    Overflow,
+    NotAnInteger,
+}
+
+/// The refusal an `INCRBY` error reply means, from the reply's code (`ERR`, `WRONGTYPE`) and the server's
+/// own detail text; `None` for every other error (I/O, timeouts, other replies).
+fn increment_refusal(e: &RedisError) -> Option<IncrementRefusal> {
+    match (e.kind(), e.code(), e.detail()) {
+        (ErrorKind::ResponseError, Some("ERR"), Some(detail)) if detail.contains("overflow") => {
+            Some(IncrementRefusal::Overflow)
+        }
+        (ErrorKind::ResponseError, Some("ERR"), Some(detail))
+            if detail.contains("not an integer") =>
+        {
+            Some(IncrementRefusal::NotAnInteger)
+        }
+        (ErrorKind::ExtensionError, Some("WRONGTYPE"), _) => Some(IncrementRefusal::NotAnInteger),
+        _ => None,
+    }
+}
+
 impl Backend for RedisBackend {
     fn name(&self) -> &str {
         "redis"
@@ -1231,7 +1334,7 @@ impl Backend for RedisBackend {
         opts: &CallOptions,
     ) -> Result<bool> {
         let value = value.require_bytes("redis")?;
-        self.run("add", opts, |link| {
+        self.run_once("add", opts, |link| {
             let mut cmd = redis::cmd("SET");
             cmd.arg(key).arg(value).arg("NX");
             if let Some(ttl) = ttl {
@@ -1253,25 +1356,29 @@ impl Backend for RedisBackend {
     }
 
     fn increment(&self, key: &str, delta: i64, opts: &CallOptions) -> Result<i64> {
-        let result = self.run("increment", opts, |link| {
-            redis::cmd("INCRBY")
+        let outcome = self.run_once("increment", opts, |link| {
+            match redis::cmd("INCRBY")
                 .arg(key)
                 .arg(delta)
                 .query::<i64>(link.con())
-        });
-        match result {
-            Err(Error::Backend { message, .. }) if message.contains("overflow") => Err(
-                Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64")),
-            ),
-            Err(Error::Backend { message, .. })
-                if message.contains("not an integer") || message.contains("WRONGTYPE") =>
             {
-                Err(Error::NotAnInteger {
-                    key: key.to_string(),
-                })
+                Ok(n) => Ok(Ok(n)),
+                // Classified by the server's error reply, never by the text of other errors (which name
+                // the host).
+                Err(e) => match increment_refusal(&e) {
+                    Some(refusal) => Ok(Err(refusal)),
+                    None => Err(e),
+                },
             }
-            other => other,
-        }
+        })?;
+        outcome.map_err(|refusal| match refusal {
+            IncrementRefusal::Overflow => {
+                Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64"))
+            }
+            IncrementRefusal::NotAnInteger => Error::NotAnInteger {
+                key: key.to_string(),
+            },
+        })
     }
 
     fn delete(&self, key: &str, opts: &CallOptions) -> Result<u64> {
@@ -1354,8 +1461,10 @@ impl Backend for RedisBackend {
         for arg in args {
             cmd.arg(arg.as_slice());
         }
-        self.run("raw", opts, |link| cmd.query::<redis::Value>(link.con()))
-            .map(raw_reply)
+        self.run_with("raw", opts, Delivery::Detached, |link| {
+            cmd.query::<redis::Value>(link.con())
+        })
+        .map(raw_reply)
     }
 
     fn close(&self) -> Result<()> {
@@ -1394,7 +1503,7 @@ impl Backend for RedisBackend {
             }
         };
         let ttl = ttl.map(|t| ttl_millis(t).to_string()).unwrap_or_default();
-        self.run("compare_and_set", opts, |link| {
+        self.run_once("compare_and_set", opts, |link| {
             SCRIPTS
                 .compare_and_set
                 .key(key)
@@ -1408,7 +1517,7 @@ impl Backend for RedisBackend {
     }
 
     fn compare_and_delete(&self, key: &str, expected: &[u8], opts: &CallOptions) -> Result<bool> {
-        self.run("compare_and_delete", opts, |link| {
+        self.run_once("compare_and_delete", opts, |link| {
             SCRIPTS
                 .compare_and_delete
                 .key(key)
@@ -1507,6 +1616,121 @@ mod tests {
         assert!(parse_node("host:port").is_err());
         let err = parse_node("redis://user:hunter2@h:1").unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn redact_hides_userinfo_and_secret_query_values() {
+        use crate::config::redact;
+        let cases = [
+            (
+                "redis://user:hunter2@h:1/0",
+                "redis://user:<redacted>@h:1/0",
+            ),
+            ("redis://user:hunter2@h", "redis://user:<redacted>@h"),
+            ("redis://:hunter2@h:1", "redis://:<redacted>@h:1"),
+            ("redis://hunter2@h:1", "redis://<redacted>@h:1"),
+            ("user:hunter2@h:1", "user:<redacted>@h:1"),
+            ("user:hunter2@h", "user:<redacted>@h"),
+            ("hunter2@h", "<redacted>@h"),
+            ("redis://u:hun@ter2@h:1", "redis://u:<redacted>@h:1"),
+            ("redis://u:hu/nt?er2@h:1", "redis://u:<redacted>@h:1"),
+            (
+                "redis+unix:///s?pass=hunter2",
+                "redis+unix:///s?pass=<redacted>",
+            ),
+            (
+                "redis+unix:///s?db=1&password=hunter2&user=u",
+                "redis+unix:///s?db=1&password=<redacted>&user=u",
+            ),
+            (
+                "redis+unix:///s?PASS=hunter2#x",
+                "redis+unix:///s?PASS=<redacted>#x",
+            ),
+            (
+                "redis://h:1/0?namespace=a&timeout=1",
+                "redis://h:1/0?namespace=a&timeout=1",
+            ),
+            ("plain label", "plain label"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact(text), want, "{text}");
+        }
+        // An `@` inside a secret value: more is hidden, never part of the secret.
+        for text in [
+            "redis+unix:///s?pass=hun@ter2",
+            "redis://u:x;pwd=hunter2@h",
+            "redis://u:hunter2@h/0?password=hun@ter2",
+        ] {
+            let shown = redact(text);
+            for part in ["hunter2", "hun", "ter2"] {
+                assert!(!shown.contains(part), "{text} -> {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn node_errors_and_builder_debug_never_show_credentials() {
+        for node in [
+            "redis://user:hunter2@h",
+            "redis://user:hunter2@h:1",
+            "user:hunter2@h",
+            "user:hunter2@h:1",
+            ":hunter2@h",
+            "redis://:hunter2@[::1]:7000/",
+        ] {
+            let err = parse_node(node).unwrap_err();
+            assert!(!err.contains("hunter2"), "{err}");
+            let builder = format!("{:?}", RedisBackend::builder().cluster_nodes([node]));
+            assert!(!builder.contains("hunter2"), "{builder}");
+            let err = RedisBackend::builder()
+                .cluster_nodes([node])
+                .build()
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(err.contains("field `nodes`"), "{err}");
+        }
+        let builder = format!(
+            "{:?}",
+            RedisBackend::builder().url("redis+unix:///s?pass=hunter2")
+        );
+        assert!(!builder.contains("hunter2"), "{builder}");
+    }
+
+    #[test]
+    fn increment_refusals_are_read_from_the_server_reply() {
+        let reply = |code: &str, detail: &str| -> RedisError {
+            let bytes = format!("-{code} {detail}\r\n");
+            match redis::parse_redis_value(bytes.as_bytes()) {
+                Ok(redis::Value::ServerError(e)) => e.into(),
+                Err(e) => e,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            increment_refusal(&reply("ERR", "increment or decrement would overflow")),
+            Some(IncrementRefusal::Overflow)
+        );
+        assert_eq!(
+            increment_refusal(&reply("ERR", "value is not an integer or out of range")),
+            Some(IncrementRefusal::NotAnInteger)
+        );
+        assert_eq!(
+            increment_refusal(&reply(
+                "WRONGTYPE",
+                "Operation against a key holding the wrong kind of value"
+            )),
+            Some(IncrementRefusal::NotAnInteger)
+        );
+        let refused = RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connecting to overflow-not an integer-WRONGTYPE.example:6379",
+        ));
+        assert_eq!(increment_refusal(&refused), None);
+        assert_eq!(
+            increment_refusal(&reply("NOPERM", "overflow not an integer")),
+            None
+        );
     }
 
     #[test]
