@@ -656,6 +656,64 @@ fn a_reply_for_another_key_is_never_returned() {
 }
 
 #[test]
+fn a_pipelined_command_that_times_out_is_not_run_again() {
+    // The first connection answers its first request, then falls silent; later connections answer.
+    let answer = |conn: usize, n: usize, line: &str| {
+        if conn == 0 && n > 0 {
+            return None;
+        }
+        Some(if line.starts_with("get") {
+            "END\r\n".to_string()
+        } else if line.starts_with("set") {
+            "STORED\r\n".into()
+        } else {
+            return None; // a data block
+        })
+    };
+    for pipelined in ["multi_get", "multi_set"] {
+        let addr = scripted_server(answer);
+        let cache =
+            Cache::from_url(&format!("memcached://{addr}?namespace=test&timeout=0.2")).unwrap();
+        assert_eq!(cache.get::<i32>("k").unwrap(), None); // the first connection is pooled
+        let outcome = if pipelined == "multi_get" {
+            cache.multi_get::<i32, _>(&["a", "b"]).map(drop)
+        } else {
+            cache.multi_set(&[("a", 1), ("b", 2)], Ttl::Default)
+        };
+        // Retried on a new connection, it would succeed after the caller's time was already spent.
+        match outcome {
+            Err(Error::Timeout { command, .. }) => assert_eq!(command, pipelined),
+            other => panic!("{pipelined}: expected a timeout, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn after_a_restart_one_failure_drops_every_pooled_connection() {
+    let (mut server, cache) = cache();
+    // Several connections in the pool.
+    let barrier = std::sync::Barrier::new(8);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                barrier.wait();
+                for i in 0..50 {
+                    let keys: Vec<String> = (0..200).map(|k| format!("k{k}-{i}")).collect();
+                    cache.multi_get::<i32, _>(&keys).unwrap();
+                }
+            });
+        }
+    });
+    server.restart();
+    // `add` and `increment` are never retried, so the first may meet a dead pooled connection; after that
+    // failure, none of the others is used.
+    let _ = cache.add("a", &1, Ttl::Default);
+    cache.add("b", &2, Ttl::Default).unwrap();
+    assert_eq!(cache.increment("n", 1).unwrap(), 1);
+    assert_eq!(cache.get::<i32>("b").unwrap(), Some(2));
+}
+
+#[test]
 fn an_unreachable_server_fails_fast_with_a_backend_error() {
     let port = support::free_port();
     let cache = Cache::from_url(&format!("memcached://127.0.0.1:{port}?timeout=1")).unwrap();
