@@ -446,7 +446,7 @@ impl Cache {
         )
     }
 
-    /// Writes many values in one round trip (atomically where the backend allows: memory and Redis do).
+    /// Writes many values at once, atomically where the backend allows (memory, a single Redis server; not a Redis Cluster).
     ///
     /// ```
     /// use cache_runtime::{Cache, Ttl};

@@ -9,7 +9,7 @@
 //! | `get` | `GET` |
 //! | `multi_get` | one `MGET` (on a cluster: one `MGET` per slot, sent by the `redis` crate) |
 //! | `set` | `SET key value PX ms` (plain `SET` for "never expires") |
-//! | `multi_set` | `MSET` + `PEXPIRE` per key in one `MULTI`/`EXEC` (just `MSET` without TTL); on a cluster one `SET .. PX` per key in one pipeline per node, atomic per key only |
+//! | `multi_set` | one server: `MSET` + `PEXPIRE` per key in one `MULTI`/`EXEC` (just `MSET` without TTL), atomic. A cluster: one `SET .. PX` per key in one pipeline per node (without TTL one `MSET` per slot, split by the `redis` crate), **not** atomic: each key is written on its own, and a failure can leave some keys written |
 //! | `exists` | `EXISTS` |
 //! | `increment` | `INCRBY` ([`Error::NotAnInteger`] on a non-integer, the value untouched) |
 //! | `delete` | `DEL` |
@@ -68,7 +68,22 @@
 //! through the `redis` crate's cluster client: commands go to the master owning the key's slot, redirections
 //! (`MOVED`/`ASK`) are followed (at most two retries per command, pausing at most 0.1 s), `MGET` and
 //! `UNLINK` over keys in different slots are split per slot, and `clear`/`keys` scan every master. Only
-//! database 0 exists there.
+//! database 0 exists there. `multi_set` is not atomic on a cluster (no transaction spans slots).
+//!
+//! Limitation: on a cluster, retries are the `redis` crate's, and they do not tell idempotent commands from
+//! others. Its cluster client retries every command up to two times, not only after `MOVED`/`ASK`,
+//! `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN` or `LOADING` (answers of a node that did not run the command,
+//! so sending it again is safe), but also after a read or write timeout (sent again at once to the same
+//! node) and after the node's connection was reset or closed (reconnect, send again). In those two cases
+//! the node may already have run the command, so on a cluster `add`, `increment`, the lock scripts
+//! (`compare_and_set`, `compare_and_delete`) and `raw` can run more than once (an `increment` by 1 that
+//! adds 2, an `add` that fails with [`Error::KeyExists`] on its own write), and a command can take up to
+//! three times the cache's timeout before failing with [`Error::Timeout`]. The `redis` crate (0.32) applies
+//! one retry count per client to all of these, redirections included, and offers no per-command switch:
+//! turning it off for those commands would need a second cluster client and this backend following
+//! `MOVED`/`ASK` itself, which it does not do. This backend's own re-send after a dropped connection
+//! (above) is limited to idempotent commands on a cluster as on a single server; a single server is not
+//! affected at all: there those commands are sent exactly once.
 
 use std::collections::BTreeSet;
 use std::fmt;
