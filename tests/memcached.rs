@@ -656,6 +656,55 @@ fn a_reply_for_another_key_is_never_returned() {
 }
 
 #[test]
+fn a_multi_get_reply_for_a_key_not_asked_for_closes_the_connection() {
+    // The first connection answers its first `get` with a key that was not asked for.
+    let addr = scripted_server(|conn, n, _| {
+        Some(if (conn, n) == (0, 0) {
+            "VALUE test:zzz 0 1\r\n9\r\nEND\r\n".into()
+        } else {
+            "END\r\n".into()
+        })
+    });
+    let cache = Cache::from_url(&format!("memcached://{addr}?namespace=test&timeout=2")).unwrap();
+    assert!(matches!(
+        cache.multi_get::<i32, _>(&["a", "b"]),
+        Err(Error::Backend { .. })
+    ));
+    assert_eq!(
+        cache.multi_get::<i32, _>(&["a", "zzz"]).unwrap(),
+        vec![None, None]
+    );
+}
+
+#[test]
+fn an_unexpected_one_line_reply_closes_the_connection() {
+    // The first connection answers `delete` with a stray reply ahead of its own, as a connection out of
+    // step would; later connections answer every command with NOT_FOUND.
+    let addr = scripted_server(|conn, _, _| {
+        Some(if conn == 0 {
+            "NOT_STORED\r\nDELETED\r\n".into()
+        } else {
+            "NOT_FOUND\r\n".into()
+        })
+    });
+    let backend = MemcachedBackend::new(addr).unwrap();
+    let opts = CallOptions {
+        timeout: Some(Duration::from_secs(2)),
+    };
+    assert!(matches!(
+        backend.delete("a", &opts),
+        Err(Error::Backend { .. })
+    ));
+    // A reused connection would read the `DELETED` left behind.
+    assert_eq!(backend.delete("b", &opts).unwrap(), 0);
+    let (_server, cache) = cache();
+    assert!(matches!(
+        cache.raw("flush_all", &["noreply"]),
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+#[test]
 fn a_pipelined_command_that_times_out_is_not_run_again() {
     // The first connection answers its first request, then falls silent; later connections answer.
     let answer = |conn: usize, n: usize, line: &str| {

@@ -531,6 +531,19 @@ fn stray_value(wire: &str) -> Fault {
     ))
 }
 
+/// Whether a one-line reply is one the command can give with the stream still in step: one of `known`, or
+/// what the server said went wrong with the command (`CLIENT_ERROR`, `SERVER_ERROR`, which end its reply).
+fn one_of(reply: &[u8], known: &[&[u8]]) -> bool {
+    known.contains(&reply)
+        || reply.starts_with(b"CLIENT_ERROR")
+        || reply.starts_with(b"SERVER_ERROR")
+}
+
+/// `incr`/`decr` replies: the new value, `NOT_FOUND`, or an error.
+fn counter_reply(reply: &[u8]) -> bool {
+    (!reply.is_empty() && reply.iter().all(u8::is_ascii_digit)) || one_of(reply, &[b"NOT_FOUND"])
+}
+
 fn unexpected(line: &[u8]) -> Fault {
     protocol_error(format!(
         "unexpected reply `{}`",
@@ -657,18 +670,35 @@ fn send_gets(conn: &mut Conn, keys: &[&str], timeout: Option<Duration>) -> Step<
     Ok(lines)
 }
 
-/// Reads the replies of `lines` `get` lines into `values`.
+/// Reads the replies of the `lines` `get` lines [`send_gets`] wrote for `keys` into `values`. A value for a
+/// key its line did not ask for means the connection is out of step (reading another command's reply):
+/// nothing of that line is kept and the connection is closed.
 fn read_gets(
     conn: &mut Conn,
+    keys: &[&str],
     lines: usize,
     values: &mut HashMap<Vec<u8>, Vec<u8>>,
 ) -> Step<Reply<()>> {
-    for _ in 0..lines {
+    for chunk in keys.chunks(KEYS_PER_GET).take(lines) {
+        let asked: std::collections::HashSet<&[u8]> = chunk.iter().map(|k| k.as_bytes()).collect();
+        let mut found = Vec::new();
+        let mut stray = false;
         // An error reply leaves the later replies unread: `read_values` marks the connection broken, so it
         // is closed rather than pooled (the next command would read those replies as its own).
-        if let Err(said) = conn.read_values(|k, data, _| {
-            values.insert(k.to_vec(), data);
-        })? {
+        let end = conn.read_values(|k, data, _| {
+            if asked.contains(k) {
+                found.push((k.to_vec(), data));
+            } else {
+                stray = true;
+            }
+        })?;
+        if stray {
+            return Err(protocol_error(
+                "a `get` reply carried a key that was not asked for; the connection was out of step",
+            ));
+        }
+        values.extend(found);
+        if let Err(said) = end {
             return Ok(Err(said));
         }
     }
@@ -1021,20 +1051,38 @@ impl MemcachedBackend {
         reply.map_err(|said| self.said(idx, command, said))
     }
 
-    /// A one-line command with a one-line reply.
+    /// A one-line command with a one-line reply. A reply `in_step` does not recognise (another command's,
+    /// read by a connection out of step) closes the connection after the caller gets it.
     fn simple(
         &self,
         command: &'static str,
         line: &str,
         key: &str,
         opts: &CallOptions,
+        in_step: impl Fn(&[u8]) -> bool,
+    ) -> Result<(usize, Vec<u8>)> {
+        self.one_line(command, true, line, key, opts, in_step)
+    }
+
+    fn one_line(
+        &self,
+        command: &'static str,
+        idempotent: bool,
+        line: &str,
+        key: &str,
+        opts: &CallOptions,
+        in_step: impl Fn(&[u8]) -> bool,
     ) -> Result<(usize, Vec<u8>)> {
         let idx = self.locate(key);
-        let reply = self.with_conn(idx, command, true, opts, |conn| {
+        let reply = self.with_conn(idx, command, idempotent, opts, |conn| {
             conn.out.clear();
             conn.out.extend_from_slice(line.as_bytes());
             conn.send()?;
-            Ok(conn.read_line()?.to_vec())
+            let reply = conn.read_line()?.to_vec();
+            if !in_step(&reply) {
+                conn.broken = true;
+            }
+            Ok(reply)
         })?;
         Ok((idx, reply))
     }
@@ -1146,14 +1194,14 @@ impl Backend for MemcachedBackend {
                 // A pooled connection failed (the server restarted?): once more on a new one.
                 self.with_conn(idx, "multi_get", false, opts, |conn| {
                     let lines = send_gets(conn, server_keys, opts.timeout)?;
-                    read_gets(conn, lines, values)
+                    read_gets(conn, server_keys, lines, values)
                 })
             };
             let outcome = match state {
                 Pending::Failed(e) => Err(e),
                 Pending::Retry => retry(&mut values),
                 Pending::Sent(mut conn, pooled, lines) => {
-                    match read_gets(&mut conn, lines, &mut values) {
+                    match read_gets(&mut conn, server_keys, lines, &mut values) {
                         Ok(reply) => {
                             self.checkin(idx, conn);
                             Ok(reply)
@@ -1308,7 +1356,9 @@ impl Backend for MemcachedBackend {
 
     fn exists(&self, key: &str, opts: &CallOptions) -> Result<bool> {
         let wire = wire_key(key);
-        let (idx, reply) = self.simple("exists", &format!("mg {wire}\r\n"), &wire, opts)?;
+        let (idx, reply) = self.simple("exists", &format!("mg {wire}\r\n"), &wire, opts, |r| {
+            one_of(r, &[b"HD", b"EN", b"ERROR"])
+        })?;
         match reply.as_slice() {
             b"HD" => Ok(true),
             b"EN" => Ok(false),
@@ -1338,6 +1388,7 @@ impl Backend for MemcachedBackend {
                 &format!("incr {wire} {delta}\r\n"),
                 &wire,
                 opts,
+                counter_reply,
             )?;
             if reply == b"NOT_FOUND" {
                 let data = delta.to_string();
@@ -1355,7 +1406,7 @@ impl Backend for MemcachedBackend {
                 return i64::try_from(n).map_err(|_| {
                     // memcached counts in u64: step back so the stored counter stays a valid i64 (another
                     // client can see the overflowed number between the two commands).
-                    let undo = self.simple_nonidempotent("increment", &format!("decr {wire} {delta}\r\n"), &wire, opts);
+                    let undo = self.simple_nonidempotent("increment", &format!("decr {wire} {delta}\r\n"), &wire, opts, counter_reply);
                     if let Err(e) = undo {
                         tracing::warn!(error = %e, "memcached: undoing an overflowing increment failed");
                     }
@@ -1376,7 +1427,10 @@ impl Backend for MemcachedBackend {
 
     fn delete(&self, key: &str, opts: &CallOptions) -> Result<u64> {
         let wire = wire_key(key);
-        let (idx, reply) = self.simple("delete", &format!("delete {wire}\r\n"), &wire, opts)?;
+        let (idx, reply) =
+            self.simple("delete", &format!("delete {wire}\r\n"), &wire, opts, |r| {
+                one_of(r, &[b"DELETED", b"NOT_FOUND"])
+            })?;
         match reply.as_slice() {
             b"DELETED" => Ok(1),
             b"NOT_FOUND" => Ok(0),
@@ -1391,6 +1445,7 @@ impl Backend for MemcachedBackend {
             &format!("touch {wire} {}\r\n", exptime(ttl)),
             &wire,
             opts,
+            |r| one_of(r, &[b"TOUCHED", b"NOT_FOUND"]),
         )?;
         match reply.as_slice() {
             b"TOUCHED" => Ok(true),
@@ -1415,7 +1470,11 @@ impl Backend for MemcachedBackend {
                 conn.out.clear();
                 conn.out.extend_from_slice(b"flush_all\r\n");
                 conn.send()?;
-                Ok(conn.read_line()?.to_vec())
+                let reply = conn.read_line()?.to_vec();
+                if reply != b"OK" {
+                    conn.broken = true;
+                }
+                Ok(reply)
             })?;
             if reply != b"OK" {
                 return Err(self.reply_error(idx, "clear", &reply));
@@ -1465,6 +1524,12 @@ impl Backend for MemcachedBackend {
         }
         let mut line = verb.clone().into_bytes();
         for arg in args {
+            if arg.eq_ignore_ascii_case(b"noreply") {
+                // No reply would come: the read would wait for the next command's.
+                return Err(Error::InvalidInput(format!(
+                    "`{verb}`: `noreply` is not supported"
+                )));
+            }
             if arg.is_empty() || !arg.iter().all(u8::is_ascii_graphic) {
                 return Err(Error::InvalidInput(format!(
                     "`{verb}`: arguments must be printable ASCII without spaces"
@@ -1482,9 +1547,17 @@ impl Backend for MemcachedBackend {
                 conn.out.extend_from_slice(&line);
                 conn.send()?;
                 if !multi_line {
-                    return Ok(RawReply::Status(
-                        String::from_utf8_lossy(conn.read_line()?).into_owned(),
-                    ));
+                    let l = conn.read_line()?;
+                    let expected: &[u8] = if verb == "version" {
+                        b"VERSION "
+                    } else {
+                        b"OK"
+                    };
+                    let status = String::from_utf8_lossy(l).into_owned();
+                    if !l.starts_with(expected) {
+                        conn.broken = true;
+                    }
+                    return Ok(RawReply::Status(status));
                 }
                 let mut stats = Vec::new();
                 loop {
@@ -1496,7 +1569,9 @@ impl Backend for MemcachedBackend {
                         || l.starts_with(b"CLIENT_ERROR")
                         || l.starts_with(b"SERVER_ERROR")
                     {
-                        return Ok(RawReply::Status(String::from_utf8_lossy(l).into_owned()));
+                        let status = String::from_utf8_lossy(l).into_owned();
+                        conn.broken = true;
+                        return Ok(RawReply::Status(status));
                     }
                     let text = String::from_utf8_lossy(l);
                     let mut parts = text.splitn(3, ' ');
@@ -1581,15 +1656,9 @@ impl MemcachedBackend {
         line: &str,
         key: &str,
         opts: &CallOptions,
+        in_step: impl Fn(&[u8]) -> bool,
     ) -> Result<(usize, Vec<u8>)> {
-        let idx = self.locate(key);
-        let reply = self.with_conn(idx, command, false, opts, |conn| {
-            conn.out.clear();
-            conn.out.extend_from_slice(line.as_bytes());
-            conn.send()?;
-            Ok(conn.read_line()?.to_vec())
-        })?;
-        Ok((idx, reply))
+        self.one_line(command, false, line, key, opts, in_step)
     }
 
     fn reply_error(&self, idx: usize, command: &'static str, reply: &[u8]) -> Error {
