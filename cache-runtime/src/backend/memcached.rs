@@ -18,8 +18,8 @@
 //!   mapping is injective up to SHA-256 collisions and no key can inject a command.
 //! - TTLs are whole seconds, rounded up; beyond 30 days memcached reads the number as a Unix time, so longer
 //!   TTLs are sent as `now + ttl`, capped at 2038-01-19 (memcached's exptime is a signed 32-bit number; a
-//!   later time would wrap into the past and expire the item at once). Memcached's clock ticks once a second: an entry may expire up to a second
-//!   before its TTL is up.
+//!   later time would wrap into the past and expire the item at once). Memcached's clock ticks once a
+//!   second: an entry may expire up to a second before its TTL is up.
 //! - `increment`: `incr` is unsigned and `decr` floors at 0, so only a non-negative delta on a non-negative
 //!   counter uses `incr` (one round trip; an absent key is created with `add`, retried if another client
 //!   created it first). Negative deltas and negative counters go through `gets` + `cas`, retried until no
@@ -1406,7 +1406,13 @@ impl Backend for MemcachedBackend {
                 return i64::try_from(n).map_err(|_| {
                     // memcached counts in u64: step back so the stored counter stays a valid i64 (another
                     // client can see the overflowed number between the two commands).
-                    let undo = self.simple_nonidempotent("increment", &format!("decr {wire} {delta}\r\n"), &wire, opts, counter_reply);
+                    let undo = self.simple_nonidempotent(
+                        "increment",
+                        &format!("decr {wire} {delta}\r\n"),
+                        &wire,
+                        opts,
+                        counter_reply,
+                    );
                     if let Err(e) = undo {
                         tracing::warn!(error = %e, "memcached: undoing an overflowing increment failed");
                     }
