@@ -850,3 +850,64 @@ fn methods_of_generic_impls_key_by_the_concrete_type() {
         r#"macros::Wrapper<u8>::show({"inner":1})"#
     );
 }
+
+// ----- review fixes: argument values with commas, nested items, forbid lints ------------------------------
+
+static SKIP_EMPTY_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// A closure value whose type has a comma outside any group: it must stay one argument.
+#[cached(
+    alias = "macros_comma_values",
+    skip_cache_func = |v: &std::collections::HashMap<u32, u32>| v.is_empty()
+)]
+fn maybe_empty(n: u32) -> std::collections::HashMap<u32, u32> {
+    bump(&SKIP_EMPTY_CALLS);
+    (0..n).map(|i| (i, i * i)).collect()
+}
+
+#[test]
+fn commas_inside_closure_types_do_not_split_arguments() {
+    caches::add("macros_comma_values", AliasConfig::memory()).unwrap();
+    let before = count(&SKIP_EMPTY_CALLS);
+    assert!(maybe_empty(0).is_empty());
+    assert!(maybe_empty(0).is_empty());
+    assert_eq!(
+        count(&SKIP_EMPTY_CALLS),
+        before + 2,
+        "empty maps are not stored"
+    );
+    assert_eq!(maybe_empty(3).len(), 3);
+    assert_eq!(maybe_empty(3).len(), 3);
+    assert_eq!(count(&SKIP_EMPTY_CALLS), before + 3, "non-empty maps are");
+}
+
+/// A free function whose body holds an `impl` naming its own `Self`: still a free function.
+#[cached(alias = "macros_nested_impl")]
+fn with_nested_impl(n: u32) -> u32 {
+    struct Local(u32);
+    impl Local {
+        fn new(v: u32) -> Self {
+            Self(v)
+        }
+    }
+    Local::new(n).0 + 1
+}
+
+#[test]
+fn nested_items_naming_self_keep_a_function_free() {
+    caches::add("macros_nested_impl", AliasConfig::memory()).unwrap();
+    assert_eq!(with_nested_impl(1), 2);
+    assert_eq!(with_nested_impl_cache::get(1).unwrap(), Some(2));
+}
+
+#[forbid(unused_variables)]
+#[cached(alias = "macros_forbid")]
+fn under_forbid(n: u32) -> u32 {
+    n * 2
+}
+
+#[test]
+fn a_forbid_lint_on_the_function_still_compiles() {
+    caches::add("macros_forbid", AliasConfig::memory()).unwrap();
+    assert_eq!(under_forbid(4), 8);
+}

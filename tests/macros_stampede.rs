@@ -166,3 +166,25 @@ fn a_cache_that_is_down_fails_open() {
         "no cache, no lock: the body runs every call"
     );
 }
+
+/// The body calls the function again with the same key (a fixed key): the inner call must not wait for the
+/// flight its own thread leads.
+#[cached_stampede(alias = "stampede_reentrant", key = "fixed", lease = 30)]
+fn reentrant(depth: u32) -> u32 {
+    if depth == 0 {
+        0
+    } else {
+        reentrant(depth - 1) + 1
+    }
+}
+
+#[test]
+fn a_body_reentering_its_own_key_does_not_deadlock() {
+    caches::add("stampede_reentrant", AliasConfig::memory()).unwrap();
+    assert_eq!(reentrant(3), 3);
+    assert_eq!(
+        reentrant(5),
+        3,
+        "the outer call stored its value under the fixed key"
+    );
+}

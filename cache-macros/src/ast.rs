@@ -30,7 +30,7 @@ impl Func {
         let ret = Ret::of(&item.sig.output);
         let in_impl = item.sig.receiver().is_some()
             || mentions_self(item.sig.to_token_stream())
-            || mentions_self(item.block.to_token_stream());
+            || block_mentions_self(&item.block);
         Func {
             item,
             params,
@@ -186,6 +186,25 @@ fn contains_impl_trait(ty: &Type) -> bool {
         }),
         _ => false,
     }
+}
+
+/// Whether the body names `Self`, not counting items nested in it (an `impl` inside a free function names its
+/// own `Self`).
+fn block_mentions_self(block: &syn::Block) -> bool {
+    struct Finder(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_item(&mut self, _nested: &'ast syn::Item) {}
+        fn visit_ident(&mut self, ident: &'ast Ident) {
+            self.0 |= ident == "Self";
+        }
+        fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+            self.visit_path(&mac.path);
+            self.0 |= mentions_self(mac.tokens.clone());
+        }
+    }
+    let mut finder = Finder(false);
+    syn::visit::Visit::visit_block(&mut finder, block);
+    finder.0
 }
 
 fn mentions_self(tokens: TokenStream) -> bool {

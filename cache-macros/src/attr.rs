@@ -128,13 +128,34 @@ impl Args {
     }
 }
 
-/// Splits at commas outside of groups, dropping empty items (a trailing comma).
+/// Splits at the commas that start a new argument, dropping empty items (a trailing comma).
+///
+/// A comma outside groups splits only when an argument follows it: an identifier followed by `=`, `(`, `,` or
+/// the end. Commas inside a value that are not in a group stay in it: closure parameters
+/// (`key_builder = |a: &u32, b: &u32| ..`) and generic arguments (`serializer = Foo::<A, B>::new()`).
 fn split_top_level_commas(tokens: TokenStream) -> Vec<TokenStream> {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let starts_argument = |at: usize| {
+        matches!(tokens.get(at), Some(TokenTree::Ident(_)))
+            && match tokens.get(at + 1) {
+                None => true,
+                Some(TokenTree::Punct(p)) => {
+                    (p.as_char() == '=' && p.spacing() == proc_macro2::Spacing::Alone)
+                        || p.as_char() == ','
+                }
+                Some(TokenTree::Group(g)) => g.delimiter() == proc_macro2::Delimiter::Parenthesis,
+                Some(_) => false,
+            }
+    };
     let mut items = vec![TokenStream::new()];
-    for tt in tokens {
-        match &tt {
-            TokenTree::Punct(p) if p.as_char() == ',' => items.push(TokenStream::new()),
-            _ => items.last_mut().expect("never empty").extend([tt]),
+    for (i, tt) in tokens.iter().enumerate() {
+        match tt {
+            TokenTree::Punct(p)
+                if p.as_char() == ',' && (i + 1 == tokens.len() || starts_argument(i + 1)) =>
+            {
+                items.push(TokenStream::new());
+            }
+            _ => items.last_mut().expect("never empty").extend([tt.clone()]),
         }
     }
     items.retain(|item| !item.is_empty());

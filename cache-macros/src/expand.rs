@@ -388,7 +388,7 @@ impl<'a> Gen<'a> {
                     || path.is_ident("allow")
                     || path.is_ident("warn")
                     || path.is_ident("deny")
-                    || path.is_ident("forbid")
+                    // Not `forbid`: companions carry `allow`s of their own, which a `forbid` would reject.
                     || (with_expect && path.is_ident("expect"))
             })
             .collect()

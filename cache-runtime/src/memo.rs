@@ -62,15 +62,15 @@ impl Default for LocalCache {
 ///   instance of the current table generation; either way each thread keeps its own copy in a [`LocalCache`],
 ///   so a call costs one thread-local access and one atomic load of the table generation. A later
 ///   `caches::set_config` changes the generation and is picked up on the next call.
-/// - A URL (`cache = "redis://.."`) builds an instance owned by the function on first use; a URL that does not
-///   build is an error on every call (logged, the function runs uncached).
+/// - A URL (`cache = "redis://.."`) builds an instance owned by the function on first use; while it does not
+///   build, each call logs the error, runs the function uncached, and the next call tries again.
 pub struct MemoCell {
     alias: AliasCell,
     url: Option<&'static str>,
     setup: Option<Setup>,
     local: Option<&'static LocalKey<LocalCache>>,
     derived: ArcSwapOption<Derived>,
-    owned: OnceCell<std::result::Result<Cache, String>>,
+    owned: OnceCell<Cache>,
 }
 
 impl MemoCell {
@@ -107,9 +107,11 @@ impl MemoCell {
     pub fn with<R>(&self, f: impl FnOnce(Result<&Cache>) -> R) -> R {
         let Some(local) = self.local else {
             let url = self.url.unwrap_or("memory://");
-            return match self.owned.get_or_init(|| self.build_owned(url)) {
+            // A failed build is not remembered: a store that was briefly unavailable (a directory not
+            // mounted yet, a server not up) is picked up by a later call instead of never.
+            return match self.owned.get_or_try_init(|| self.build_owned(url)) {
                 Ok(cache) => f(Ok(cache)),
-                Err(message) => f(Err(Error::Config(message.clone()))),
+                Err(e) => f(Err(e)),
             };
         };
         let generation = caches::generation();
@@ -138,10 +140,10 @@ impl MemoCell {
         })
     }
 
-    fn build_owned(&self, url: &str) -> std::result::Result<Cache, String> {
-        let cache = Cache::from_url(url).map_err(|e| e.to_string())?;
+    fn build_owned(&self, url: &str) -> Result<Cache> {
+        let cache = Cache::from_url(url)?;
         match self.setup {
-            Some(setup) => setup(&cache).map_err(|e| e.to_string()),
+            Some(setup) => setup(&cache),
             None => Ok(cache),
         }
     }
@@ -386,11 +388,24 @@ impl serde::Serializer for ScalarJson<'_> {
     fn serialize_u128(self, v: u128) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
-    fn serialize_f32(self, _: f32) -> std::result::Result<(), NotScalar> {
-        Err(NotScalar::Compound)
+    fn serialize_f32(self, v: f32) -> std::result::Result<(), NotScalar> {
+        self.serialize_f64(f64::from(v))
     }
-    fn serialize_f64(self, _: f64) -> std::result::Result<(), NotScalar> {
-        Err(NotScalar::Compound)
+    fn serialize_f64(self, v: f64) -> std::result::Result<(), NotScalar> {
+        // serde_json writes NaN and both infinities as `null`, which would give `f(NAN)`, `f(INFINITY)` and
+        // `f(None)` one key; bare `NaN`/`inf`/`-inf` are never JSON, so they cannot collide with anything.
+        // Finite floats are serde_json's own text.
+        let token = if v.is_nan() {
+            "NaN"
+        } else if v == f64::INFINITY {
+            "inf"
+        } else if v == f64::NEG_INFINITY {
+            "-inf"
+        } else {
+            return Err(NotScalar::Compound);
+        };
+        self.out.push_str(token);
+        Ok(())
     }
     fn serialize_char(self, v: char) -> std::result::Result<(), NotScalar> {
         push_json_str(self.out, v.encode_utf8(&mut [0; 4]));
@@ -690,10 +705,11 @@ pub enum Flight<R, T> {
     Joined(T),
 }
 
-#[derive(Default)]
 struct Slot {
     done: Mutex<Option<Option<Arc<dyn std::any::Any + Send + Sync>>>>,
     ready: Condvar,
+    /// The thread running the body: a call from inside it for the same key must not wait for itself.
+    leader: std::thread::ThreadId,
 }
 
 type FlightKey = (usize, Box<str>);
@@ -738,9 +754,19 @@ pub fn stampede<T: Cacheable, R>(
         let slot = {
             let mut flights = FLIGHTS.lock();
             match flights.get(&flight_key) {
+                // The body re-entered the function with its own key (recursion through `skip`, a fixed `key`,
+                // a normalising `key_builder`): waiting would deadlock, so this inner call runs uncached.
+                Some(slot) if slot.leader == std::thread::current().id() => {
+                    drop(flights);
+                    return Flight::Ran(run());
+                }
                 Some(slot) => slot.clone(),
                 None => {
-                    let slot = Arc::new(Slot::default());
+                    let slot = Arc::new(Slot {
+                        done: Mutex::new(None),
+                        ready: Condvar::new(),
+                        leader: std::thread::current().id(),
+                    });
                     flights.insert(flight_key.clone(), slot.clone());
                     break Leader {
                         key: flight_key,
@@ -750,9 +776,15 @@ pub fn stampede<T: Cacheable, R>(
                 }
             }
         };
+        // Wait at most the lease, as other processes do for the RedLock; a leader stuck longer than that
+        // must not hang every caller of the key, so they then run the body themselves.
+        let deadline = std::time::Instant::now() + lease;
         let mut done = slot.done.lock();
         while done.is_none() {
-            slot.ready.wait(&mut done);
+            if slot.ready.wait_until(&mut done, deadline).timed_out() && done.is_none() {
+                drop(done);
+                return Flight::Ran(run());
+            }
         }
         if let Some(Some(value)) = done.as_ref() {
             if let Some(value) = value.downcast_ref::<T>() {
@@ -968,6 +1000,31 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_floats_and_none_have_distinct_keys() {
+        let key = |f: &dyn Fn(&mut KeyBuf)| {
+            let mut k = KeyBuf::take();
+            f(&mut k);
+            k.into_string().unwrap()
+        };
+        let nan = key(&|k| k.arg(&f64::NAN));
+        let inf = key(&|k| k.arg(&f64::INFINITY));
+        let neg = key(&|k| k.arg(&f64::NEG_INFINITY));
+        let none = key(&|k| k.arg(&None::<f64>));
+        let some_nan = key(&|k| k.arg(&Some(f32::NAN)));
+        assert_eq!(
+            (nan.as_str(), inf.as_str(), neg.as_str()),
+            ("NaN", "inf", "-inf")
+        );
+        assert_eq!(none, "null");
+        assert_eq!(some_nan, "NaN");
+        assert_eq!(
+            key(&|k| k.arg(&1.5f64)),
+            "1.5",
+            "finite floats stay serde_json's text"
+        );
+    }
+
+    #[test]
     fn nested_keys_use_their_own_buffer() {
         let mut outer = KeyBuf::take();
         outer.push("outer");
@@ -1027,7 +1084,7 @@ mod tests {
         check(&vec![1, 2]);
         check(&(1, "a"));
         check(&1.5f64);
-        check(&f64::NAN);
+        // Non-finite floats differ from serde_json on purpose: see `non_finite_floats_and_none_have_distinct_keys`.
         check(&std::collections::BTreeMap::from([("k", 1)]));
         check(&Some(vec![Some(1), None]));
     }
