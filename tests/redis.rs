@@ -1320,3 +1320,156 @@ fn passwords_in_nodes_and_query_strings_never_show() {
     let text = format!("{cache:?} {err} {err:?}");
     assert!(!text.contains(secret), "{text}");
 }
+
+/// A key of `namespace` whose slot `admin`'s cluster assigns to the master on `port`, avoiding `taken`
+/// slots; with its slot.
+fn key_on(
+    admin: &mut redis::Connection,
+    port: u16,
+    namespace: &str,
+    taken: &[i64],
+) -> (String, i64) {
+    let ranges = slots_of(admin, port);
+    (0..10_000)
+        .map(|i| format!("k{i}"))
+        .find_map(|k| {
+            let slot: i64 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(format!("{namespace}:{k}"))
+                .query(admin)
+                .unwrap();
+            (ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot)) && !taken.contains(&slot))
+                .then_some((k, slot))
+        })
+        .expect("some key lands on that master")
+}
+
+#[test]
+fn a_cluster_never_sends_a_timed_out_increment_twice() {
+    let cluster = support::redis_cluster();
+    let cache = AliasConfig::new("redis")
+        .option("nodes", cluster.addrs())
+        .timeout(Duration::from_millis(300))
+        .namespace("to")
+        .build_cache("to")
+        .unwrap();
+    let victim = &cluster.nodes[0];
+    let mut other = admin(cluster.nodes[1].port);
+    let (key, _) = key_on(&mut other, victim.port, "to", &[]);
+    assert_eq!(cache.increment(&key, 1).unwrap(), 1);
+    signal(victim, "-STOP");
+    let started = Instant::now();
+    let err = cache.increment(&key, 1).unwrap_err();
+    let waited = started.elapsed();
+    signal(victim, "-CONT");
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(
+        waited < Duration::from_millis(900),
+        "one timeout, not one per retry: {waited:?}"
+    );
+    // Whatever the stopped master still runs once resumed: at most the one INCRBY sent.
+    let mut victim_admin = admin(victim.port);
+    std::thread::sleep(Duration::from_millis(300));
+    let n: i64 = redis::cmd("GET")
+        .arg(format!("to:{key}"))
+        .query(&mut victim_admin)
+        .unwrap();
+    assert!(n <= 2, "the increment ran {} times", n - 1);
+    let now = cache.increment(&key, 1).unwrap();
+    assert_eq!(now, n + 1);
+}
+
+#[test]
+fn a_cluster_follows_moved_and_ask_for_commands_sent_once() {
+    let cluster = support::redis_cluster();
+    let cache = AliasConfig::new("redis")
+        .option("nodes", cluster.addrs())
+        .option("pool_max_size", 1u32)
+        .timeout(Duration::from_secs(5))
+        .namespace("mv")
+        .build_cache("mv")
+        .unwrap();
+    let mut admins: Vec<redis::Connection> = cluster.nodes.iter().map(|n| admin(n.port)).collect();
+    let ids: Vec<String> = admins
+        .iter_mut()
+        .map(|a| redis::cmd("CLUSTER").arg("MYID").query(a).unwrap())
+        .collect();
+    let (a, c) = (cluster.nodes[0].port, cluster.nodes[2].port);
+    // The connection for commands sent once opens with the current slot map.
+    let (warm, _) = key_on(&mut admins[2], c, "mv", &[]);
+    assert_eq!(cache.increment(&warm, 1).unwrap(), 1);
+
+    // MOVED: an empty slot of the first master now belongs to the second.
+    let (moved, moved_slot) = key_on(&mut admins[0], a, "mv", &[]);
+    for i in [1, 0, 2] {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(moved_slot)
+            .arg("NODE")
+            .arg(&ids[1])
+            .query(&mut admins[i])
+            .unwrap();
+    }
+    assert_eq!(cache.increment(&moved, 5).unwrap(), 5);
+    let on_b: Option<String> = redis::cmd("GET")
+        .arg(format!("mv:{moved}"))
+        .query(&mut admins[1])
+        .unwrap();
+    assert_eq!(on_b.as_deref(), Some("5"));
+    assert_eq!(cache.increment(&moved, 1).unwrap(), 6);
+
+    // ASK: another empty slot of the first master is being migrated to the second.
+    let (asked, ask_slot) = key_on(&mut admins[0], a, "mv", &[moved_slot]);
+    let _: () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(ask_slot)
+        .arg("IMPORTING")
+        .arg(&ids[0])
+        .query(&mut admins[1])
+        .unwrap();
+    let _: () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(ask_slot)
+        .arg("MIGRATING")
+        .arg(&ids[1])
+        .query(&mut admins[0])
+        .unwrap();
+    let on_target = |admin: &mut redis::Connection, key: String| -> Option<String> {
+        let _: () = redis::cmd("ASKING").query(admin).unwrap();
+        redis::cmd("GET").arg(key).query(admin).unwrap()
+    };
+    cache.add(&asked, &1u32, Ttl::Default).unwrap();
+    assert_eq!(
+        on_target(&mut admins[1], format!("mv:{asked}")).as_deref(),
+        Some("1")
+    );
+    // A script (loaded on the target on the way) and `raw` follow it too. `mv:{t1}cas` hashes by `t1`:
+    // find a hash tag that lands in the migrating slot.
+    let tag = (0..200_000)
+        .map(|i| format!("{{t{i}}}"))
+        .find(|tag| {
+            let slot: i64 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(tag)
+                .query(&mut admins[0])
+                .unwrap();
+            slot == ask_slot
+        })
+        .expect("a hash tag for the slot");
+    let cas_key = format!("{tag}cas");
+    let lock = OptimisticLock::new(&cache, &cas_key).unwrap();
+    lock.cas(&9u32, Ttl::Default).unwrap();
+    assert_eq!(
+        on_target(&mut admins[1], format!("mv:{cas_key}")).as_deref(),
+        Some("9")
+    );
+    let raw_key = format!("mv:{tag}raw");
+    assert_eq!(
+        cache
+            .raw("INCRBY", &[raw_key.clone(), "3".to_string()])
+            .unwrap(),
+        RawReply::Int(3)
+    );
+    assert_eq!(on_target(&mut admins[1], raw_key).as_deref(), Some("3"));
+    assert_eq!(cache.increment(&warm, 1).unwrap(), 2);
+}

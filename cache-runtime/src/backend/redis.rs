@@ -70,20 +70,17 @@
 //! `UNLINK` over keys in different slots are split per slot, and `clear`/`keys` scan every master. Only
 //! database 0 exists there. `multi_set` is not atomic on a cluster (no transaction spans slots).
 //!
-//! Limitation: on a cluster, retries are the `redis` crate's, and they do not tell idempotent commands from
-//! others. Its cluster client retries every command up to two times, not only after `MOVED`/`ASK`,
-//! `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN` or `LOADING` (answers of a node that did not run the command,
-//! so sending it again is safe), but also after a read or write timeout (sent again at once to the same
-//! node) and after the node's connection was reset or closed (reconnect, send again). In those two cases
-//! the node may already have run the command, so on a cluster `add`, `increment`, the lock scripts
-//! (`compare_and_set`, `compare_and_delete`) and `raw` can run more than once (an `increment` by 1 that
-//! adds 2, an `add` that fails with [`Error::KeyExists`] on its own write), and a command can take up to
-//! three times the cache's timeout before failing with [`Error::Timeout`]. The `redis` crate (0.32) applies
-//! one retry count per client to all of these, redirections included, and offers no per-command switch:
-//! turning it off for those commands would need a second cluster client and this backend following
-//! `MOVED`/`ASK` itself, which it does not do. This backend's own re-send after a dropped connection
-//! (above) is limited to idempotent commands on a cluster as on a single server; a single server is not
-//! affected at all: there those commands are sent exactly once.
+//! Retries on a cluster: the `redis` crate's cluster client retries a command up to two times, not only
+//! after `MOVED`/`ASK`, `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN` or `LOADING` (answers of a node that did not
+//! run the command) but also after a read or write timeout (sent again at once to the same node) and after
+//! a node's connection was reset or closed (reconnect, send again), when the node may have run it already.
+//! That is harmless for the idempotent commands, which use it (though one of them may so take up to three
+//! times the cache's timeout before failing with [`Error::Timeout`]). `add`, `increment`, the lock scripts and
+//! `raw` instead run on connections of a second cluster client whose retries are off (a second pool, of
+//! the same `pool_max_size`): this backend follows their `MOVED` (on a new connection, which reads the new
+//! slot map) and `ASK` (`ASKING`, then the command on the target) and retries after `TRYAGAIN`-like
+//! answers, at most two times, but never sends them again after a timeout or a lost connection; that is an
+//! error instead, and the command ran at most once.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -341,7 +338,8 @@ impl RedisBackendBuilder {
     }
 
     /// At most this many connections open at once (default 16); a command finding them all busy waits for
-    /// one, within its timeout. On a cluster each is a set of connections, one per node.
+    /// one, within its timeout. On a cluster each is a set of connections, one per node, and the commands
+    /// never sent twice (`add`, `increment`, locks, `raw`) have a second pool of this size.
     pub fn pool_max_size(mut self, size: usize) -> Self {
         self.pool_max_size = Some(size);
         self
@@ -559,26 +557,34 @@ impl RedisBackendBuilder {
                         redis: redis_info.clone(),
                     })
                     .collect();
-                let mut builder = ClusterClientBuilder::new(nodes)
-                    .retries(CLUSTER_RETRIES)
-                    .min_retry_wait(CLUSTER_RETRY_WAIT_MS.0)
-                    .max_retry_wait(CLUSTER_RETRY_WAIT_MS.1);
-                if let Some(user) = &redis_info.username {
-                    builder = builder.username(user.clone());
+                let client = |retries: u32| {
+                    let mut builder = ClusterClientBuilder::new(nodes.clone())
+                        .retries(retries)
+                        .min_retry_wait(CLUSTER_RETRY_WAIT_MS.0)
+                        .max_retry_wait(CLUSTER_RETRY_WAIT_MS.1);
+                    if let Some(user) = &redis_info.username {
+                        builder = builder.username(user.clone());
+                    }
+                    if let Some(password) = &redis_info.password {
+                        builder = builder.password(password.clone());
+                    }
+                    if uses_tls {
+                        builder = builder.tls(redis::TlsMode::Secure);
+                    }
+                    if let Some(certs) = &certificates {
+                        builder = builder.certs(certs.clone());
+                    }
+                    builder
+                        .build()
+                        .map_err(|e| ("nodes", format!("invalid cluster settings: {e}")))
+                };
+                // The crate retries every command after a timeout or a reset connection, when the node
+                // may have run it already: the commands never sent twice use a client without retries,
+                // and this backend follows their redirections itself.
+                Connector::Cluster {
+                    retrying: Box::new(client(CLUSTER_RETRIES)?),
+                    once: Box::new(client(0)?),
                 }
-                if let Some(password) = &redis_info.password {
-                    builder = builder.password(password.clone());
-                }
-                if uses_tls {
-                    builder = builder.tls(redis::TlsMode::Secure);
-                }
-                if let Some(certs) = certificates {
-                    builder = builder.certs(certs);
-                }
-                let client = builder
-                    .build()
-                    .map_err(|e| ("nodes", format!("invalid cluster settings: {e}")))?;
-                Connector::Cluster(client)
             }
         };
         Ok(RedisBackend {
@@ -588,6 +594,7 @@ impl RedisBackendBuilder {
             password: redis_info.password.clone().filter(|p| !p.is_empty()),
             tls: uses_tls,
             pool: Pool::new(self.pool_max_size.unwrap_or(DEFAULT_POOL_MAX_SIZE)),
+            once_pool: Pool::new(self.pool_max_size.unwrap_or(DEFAULT_POOL_MAX_SIZE)),
             create_connection_timeout: self.create_connection_timeout,
         })
     }
@@ -680,7 +687,12 @@ fn bracket(host: &str) -> String {
 
 enum Connector {
     Server(redis::Client),
-    Cluster(ClusterClient),
+    Cluster {
+        /// For idempotent commands: the crate retries them (redirections, lost nodes, timeouts).
+        retrying: Box<ClusterClient>,
+        /// For commands never sent twice: no retries by the crate.
+        once: Box<ClusterClient>,
+    },
 }
 
 /// One pooled connection: to the server, or to every node of the cluster.
@@ -820,6 +832,59 @@ impl Pool {
     }
 }
 
+/// A cluster connection sending each command to one node after `ASKING`: how a command answered with
+/// `ASK` (its slot is being migrated, the key is on the target already) is sent again.
+struct Asking<'a> {
+    con: &'a mut ClusterConnection,
+    host: String,
+    port: u16,
+}
+
+impl ConnectionLike for Asking<'_> {
+    fn req_packed_command(&mut self, _: &[u8]) -> RedisResult<redis::Value> {
+        Err((
+            ErrorKind::ClientError,
+            "only whole commands follow an ASK redirection",
+        )
+            .into())
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        _: &[u8],
+        _: usize,
+        _: usize,
+    ) -> RedisResult<Vec<redis::Value>> {
+        Err((
+            ErrorKind::ClientError,
+            "only whole commands follow an ASK redirection",
+        )
+            .into())
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> RedisResult<redis::Value> {
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: self.host.clone(),
+            port: self.port,
+        });
+        self.con
+            .route_command(&redis::cmd("ASKING"), route.clone())?;
+        self.con.route_command(cmd, route)
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+
+    fn check_connection(&mut self) -> bool {
+        self.con.check_connection()
+    }
+
+    fn is_open(&self) -> bool {
+        self.con.is_open()
+    }
+}
+
 /// How [`RedisBackend::run_with`] treats a command.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Delivery {
@@ -865,6 +930,8 @@ pub struct RedisBackend {
     password: Option<String>,
     tls: bool,
     pool: Pool,
+    /// On a cluster, the connections of the commands never sent twice (from the client without retries).
+    once_pool: Pool,
     create_connection_timeout: Option<Duration>,
 }
 
@@ -918,7 +985,7 @@ impl RedisBackend {
     /// assert!(backend.is_cluster());
     /// ```
     pub fn is_cluster(&self) -> bool {
-        matches!(self.connector, Connector::Cluster(_))
+        matches!(self.connector, Connector::Cluster { .. })
     }
 
     /// Removes the password from a message, in case any layer below ever echoes it.
@@ -947,13 +1014,18 @@ impl RedisBackend {
         &self,
         connect_timeout: Option<Duration>,
         io_timeout: Option<Duration>,
+        once: bool,
     ) -> RedisResult<Link> {
         match &self.connector {
             Connector::Server(client) => match connect_timeout {
                 Some(t) => client.get_connection_with_timeout(t).map(Link::Server),
                 None => client.get_connection().map(Link::Server),
             },
-            Connector::Cluster(client) => {
+            Connector::Cluster {
+                retrying,
+                once: no_retries,
+            } => {
+                let client = if once { no_retries } else { retrying };
                 let mut config = ClusterConfig::new();
                 if let Some(t) = connect_timeout {
                     config = config.set_connection_timeout(t);
@@ -975,12 +1047,14 @@ impl RedisBackend {
         epoch: u64,
         opts: &CallOptions,
         deadline: Option<Instant>,
+        once: bool,
     ) -> Result<Lease> {
+        let pool = self.pool_of(once);
         let remaining = match deadline {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    self.pool.discard();
+                    pool.discard();
                     return Err(self.timed_out(command, opts));
                 }
                 Some(left)
@@ -993,15 +1067,15 @@ impl RedisBackend {
         };
         // The first command gets what is left of the deadline, not a whole timeout more.
         let io_timeout = remaining.map(|r| r.max(MIN_IO_TIMEOUT));
-        let link = match self.connect(connect_timeout, io_timeout) {
+        let link = match self.connect(connect_timeout, io_timeout, once) {
             Ok(link) => link,
             Err(e) => {
-                self.pool.discard();
+                pool.discard();
                 return Err(self.failure(command, &e, opts.timeout));
             }
         };
         if let Err(e) = link.set_timeout(io_timeout) {
-            self.pool.discard();
+            pool.discard();
             return Err(self.failure(command, &e, opts.timeout));
         }
         Ok(Lease {
@@ -1021,20 +1095,31 @@ impl RedisBackend {
         }
     }
 
+    /// The pool of the connections for commands never sent twice (`once`) or the others.
+    fn pool_of(&self, once: bool) -> &Pool {
+        if once {
+            &self.once_pool
+        } else {
+            &self.pool
+        }
+    }
+
     fn checkout(
         &self,
         command: &'static str,
         opts: &CallOptions,
         deadline: Option<Instant>,
+        once: bool,
     ) -> Result<Lease> {
-        match self.pool.take(deadline) {
+        let pool = self.pool_of(once);
+        match pool.take(deadline) {
             None => Err(self.timed_out(command, opts)),
-            Some(Slot::Open(epoch)) => self.open(command, epoch, opts, deadline),
+            Some(Slot::Open(epoch)) => self.open(command, epoch, opts, deadline, once),
             Some(Slot::Idle(mut pooled)) => {
                 let wanted = opts.timeout.map(|t| t.max(MIN_IO_TIMEOUT));
                 if pooled.timeout != wanted {
                     if let Err(e) = pooled.link.set_timeout(wanted) {
-                        self.pool.discard();
+                        pool.discard();
                         return Err(self.failure(command, &e, opts.timeout));
                     }
                     pooled.timeout = wanted;
@@ -1060,14 +1145,52 @@ impl RedisBackend {
     }
 
     /// Runs `op` (not idempotent) on a pooled connection, never sending it twice: a connection found closed
-    /// is an error, since the server may have executed the command before closing it.
+    /// is an error, since the server may have run the command before closing it. On a cluster it runs on a
+    /// connection without the crate's retries; redirections, which a node answers without running the
+    /// command, are followed here.
     fn run_once<T>(
         &self,
         command: &'static str,
         opts: &CallOptions,
-        op: impl FnMut(&mut Link) -> RedisResult<T>,
+        op: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T>,
     ) -> Result<T> {
-        self.run_with(command, opts, Delivery::Once, op)
+        self.run_redirected(command, opts, Delivery::Once, op)
+    }
+
+    /// [`run_with`](Self::run_with) for a command never sent twice: an `ASK` answer is followed here (the
+    /// node did not run the command); `MOVED` and `TRYAGAIN`-like answers by `run_with`.
+    fn run_redirected<T>(
+        &self,
+        command: &'static str,
+        opts: &CallOptions,
+        delivery: Delivery,
+        mut op: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T>,
+    ) -> Result<T> {
+        self.run_with(command, opts, delivery, |link| {
+            let mut result = op(link.con());
+            let Link::Cluster(con) = link else {
+                return result;
+            };
+            for _ in 0..CLUSTER_RETRIES {
+                let target = match &result {
+                    Err(e) if e.kind() == ErrorKind::Ask => {
+                        e.redirect_node().and_then(|(addr, _)| {
+                            let (host, port) = addr.rsplit_once(':')?;
+                            Some((
+                                host.trim_matches(['[', ']']).to_string(),
+                                port.parse().ok()?,
+                            ))
+                        })
+                    }
+                    _ => None,
+                };
+                let Some((host, port)) = target else {
+                    break;
+                };
+                result = op(&mut Asking { con, host, port });
+            }
+            result
+        })
     }
 
     fn run_with<T>(
@@ -1078,37 +1201,66 @@ impl RedisBackend {
         mut op: impl FnMut(&mut Link) -> RedisResult<T>,
     ) -> Result<T> {
         let deadline = opts.timeout.map(|t| Instant::now() + t);
-        let mut lease = self.checkout(command, opts, deadline)?;
+        let once = delivery != Delivery::Idempotent && self.is_cluster();
+        let pool = self.pool_of(once);
+        let mut lease = self.checkout(command, opts, deadline, once)?;
         let mut resent = false;
+        let mut redirects = 0;
         loop {
             let result = op(&mut lease.pooled.link);
+            if let (true, Err(e)) = (once, &result) {
+                // Answers of a node that did not run the command; the crate's retries are off here.
+                if redirects < CLUSTER_RETRIES {
+                    if e.kind() == ErrorKind::Moved {
+                        // The slot moved: the connection's (and every idle one's) slot map is stale.
+                        // A new connection reads the current one.
+                        redirects += 1;
+                        drop(lease.pooled);
+                        pool.discard();
+                        pool.close_idle();
+                        lease = self.checkout(command, opts, deadline, once)?;
+                        continue;
+                    }
+                    if matches!(e.retry_method(), redis::RetryMethod::WaitAndRetry) {
+                        redirects += 1;
+                        let pause = CLUSTER_RETRY_WAIT_MS.0 << redirects;
+                        std::thread::sleep(Duration::from_millis(
+                            pause.min(CLUSTER_RETRY_WAIT_MS.1),
+                        ));
+                        continue;
+                    }
+                }
+            }
             if delivery == Delivery::Detached {
                 // The command may have changed the connection's state (SELECT, MULTI, CLIENT REPLY, ...):
                 // it is closed, never handed to another command.
                 drop(lease.pooled);
-                self.pool.discard();
+                pool.discard();
                 return result.map_err(|e| {
                     if lease.reused && e.is_connection_dropped() {
-                        self.pool.close_idle();
+                        pool.close_idle();
                     }
                     self.failure(command, &e, opts.timeout)
                 });
             }
             match result {
                 Ok(value) => {
-                    self.pool.put(lease.pooled);
+                    pool.put(lease.pooled);
                     return Ok(value);
                 }
                 Err(e) => {
+                    // A cluster connection without retries that was still answered `MOVED` has a stale
+                    // slot map: not kept.
                     let healthy = !e.is_io_error()
                         && e.kind() != ErrorKind::ParseError
+                        && !(once && e.kind() == ErrorKind::Moved)
                         && lease.pooled.link.is_open();
                     if healthy {
-                        self.pool.put(lease.pooled);
+                        pool.put(lease.pooled);
                         return Err(self.failure(command, &e, opts.timeout));
                     }
                     drop(lease.pooled);
-                    self.pool.discard();
+                    pool.discard();
                     let retry = delivery == Delivery::Idempotent
                         && !resent
                         && lease.reused
@@ -1116,7 +1268,7 @@ impl RedisBackend {
                     if !retry {
                         if lease.reused && e.is_connection_dropped() {
                             // Likely a restart: the other idle connections are as stale.
-                            self.pool.close_idle();
+                            pool.close_idle();
                         }
                         return Err(self.failure(command, &e, opts.timeout));
                     }
@@ -1130,8 +1282,8 @@ impl RedisBackend {
                         "a pooled redis connection was closed by the server; reconnecting"
                     );
                     resent = true;
-                    self.pool.close_idle();
-                    lease = self.checkout(command, opts, deadline)?;
+                    pool.close_idle();
+                    lease = self.checkout(command, opts, deadline, once)?;
                 }
             }
         }
@@ -1349,14 +1501,14 @@ impl Backend for RedisBackend {
         opts: &CallOptions,
     ) -> Result<bool> {
         let value = value.require_bytes("redis")?;
-        self.run_once("add", opts, |link| {
+        self.run_once("add", opts, |con| {
             let mut cmd = redis::cmd("SET");
             cmd.arg(key).arg(value).arg("NX");
             if let Some(ttl) = ttl {
                 cmd.arg("PX").arg(ttl_millis(ttl));
             }
             // OK when written, nil when the key exists.
-            cmd.query::<Option<String>>(link.con())
+            cmd.query::<Option<String>>(con)
                 .map(|reply| reply.is_some())
         })
     }
@@ -1371,12 +1523,8 @@ impl Backend for RedisBackend {
     }
 
     fn increment(&self, key: &str, delta: i64, opts: &CallOptions) -> Result<i64> {
-        let outcome = self.run_once("increment", opts, |link| {
-            match redis::cmd("INCRBY")
-                .arg(key)
-                .arg(delta)
-                .query::<i64>(link.con())
-            {
+        let outcome = self.run_once("increment", opts, |con| {
+            match redis::cmd("INCRBY").arg(key).arg(delta).query::<i64>(con) {
                 Ok(n) => Ok(Ok(n)),
                 // Classified by the server's error reply, never by the text of other errors (which name
                 // the host).
@@ -1476,14 +1624,15 @@ impl Backend for RedisBackend {
         for arg in args {
             cmd.arg(arg.as_slice());
         }
-        self.run_with("raw", opts, Delivery::Detached, |link| {
-            cmd.query::<redis::Value>(link.con())
+        self.run_redirected("raw", opts, Delivery::Detached, |con| {
+            cmd.query::<redis::Value>(con)
         })
         .map(raw_reply)
     }
 
     fn close(&self) -> Result<()> {
         self.pool.close();
+        self.once_pool.close();
         Ok(())
     }
 
@@ -1518,7 +1667,7 @@ impl Backend for RedisBackend {
             }
         };
         let ttl = ttl.map(|t| ttl_millis(t).to_string()).unwrap_or_default();
-        self.run_once("compare_and_set", opts, |link| {
+        self.run_once("compare_and_set", opts, |con| {
             SCRIPTS
                 .compare_and_set
                 .key(key)
@@ -1526,18 +1675,18 @@ impl Backend for RedisBackend {
                 .arg(expected)
                 .arg(value)
                 .arg(ttl.as_str())
-                .invoke::<i64>(link.con())
+                .invoke::<i64>(con)
                 .map(|n| n == 1)
         })
     }
 
     fn compare_and_delete(&self, key: &str, expected: &[u8], opts: &CallOptions) -> Result<bool> {
-        self.run_once("compare_and_delete", opts, |link| {
+        self.run_once("compare_and_delete", opts, |con| {
             SCRIPTS
                 .compare_and_delete
                 .key(key)
                 .arg(expected)
-                .invoke::<i64>(link.con())
+                .invoke::<i64>(con)
                 .map(|n| n == 1)
         })
     }
