@@ -534,3 +534,118 @@ fn a_writer_killed_mid_write_leaves_only_intact_values_and_another_process_share
         RawReply::Status("OK".into())
     );
 }
+
+/// Another process's write transaction on the cache's database, held until dropped.
+fn foreign_write_lock(dir: &std::path::Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(dir.join("cache.sqlite3")).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    conn
+}
+
+#[test]
+fn a_read_of_an_expired_entry_never_waits_on_another_process_s_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new();
+    let cache = Cache::builder()
+        .backend(
+            DiskBackend::builder(dir.path())
+                .clock(clock.clone())
+                .build()
+                .unwrap(),
+        )
+        .timeout(Some(Duration::from_secs(3)))
+        .build()
+        .unwrap();
+    // The writer's busy timeout is now the call timeout (3 s).
+    cache.set("gone", &1, Ttl::secs(1)).unwrap();
+    clock.advance(Duration::from_secs(2));
+    let lock = foreign_write_lock(dir.path());
+    let started = Instant::now();
+    assert_eq!(cache.get::<i32>("gone").unwrap(), None);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the best-effort delete waited {:?} on the lock",
+        started.elapsed()
+    );
+    drop(lock);
+    // The sweep (or a later read) still removes it.
+    assert_eq!(cache.get::<i32>("gone").unwrap(), None);
+}
+
+#[test]
+fn a_write_waits_at_most_its_timeout_in_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::builder()
+        .backend(DiskBackend::open(dir.path()).unwrap())
+        .timeout(Some(Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    cache.set("warm", &0, Ttl::Default).unwrap();
+    let lock = foreign_write_lock(dir.path());
+    std::thread::scope(|s| {
+        // The first write holds this process's writer while it waits on SQLite's lock...
+        let first = s.spawn(|| cache.set("a", &1, Ttl::Default));
+        std::thread::sleep(Duration::from_millis(300));
+        // ...so the second waits for the writer first, then only for what is left of its timeout.
+        let started = Instant::now();
+        let second = cache.set("b", &2, Ttl::Default);
+        let waited = started.elapsed();
+        assert!(matches!(second, Err(Error::Timeout { .. })), "{second:?}");
+        assert!(
+            waited < Duration::from_millis(1500),
+            "a 1 s timeout waited {waited:?}"
+        );
+        assert!(matches!(first.join().unwrap(), Err(Error::Timeout { .. })));
+    });
+    drop(lock);
+    cache.set("b", &2, Ttl::Default).unwrap();
+}
+
+#[test]
+fn increment_respects_the_byte_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::builder()
+        .backend(
+            DiskBackend::builder(dir.path())
+                .max_bytes(20)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    assert_eq!(cache.increment("n", 5).unwrap(), 5);
+    let long = "k".repeat(30);
+    match cache.increment(&long, 1) {
+        Err(Error::InvalidInput(message)) => assert!(message.contains("max_bytes"), "{message}"),
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+    assert_eq!(
+        cache.get::<i64>("n").unwrap(),
+        Some(5),
+        "nothing evicted for it"
+    );
+    assert_eq!(cache.get::<i64>(&long).unwrap(), None);
+}
+
+#[test]
+fn compare_and_set_refuses_a_byte_valued_token() {
+    use cache_runtime::{Backend, CallOptions, CasToken, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let backend = DiskBackend::open(dir.path()).unwrap();
+    let opts = CallOptions::default();
+    backend
+        .set("k", Value::Bytes(b"1".to_vec()), None, &opts)
+        .unwrap();
+    assert!(matches!(
+        backend.compare_and_set(
+            "k",
+            &CasToken::Bytes(b"1".to_vec()),
+            Value::Bytes(b"2".to_vec()),
+            None,
+            &opts
+        ),
+        Err(Error::InvalidInput(_))
+    ));
+    let stored = backend.get("k", &opts).unwrap().unwrap();
+    assert_eq!(stored.as_bytes(), Some(&b"1"[..]));
+}

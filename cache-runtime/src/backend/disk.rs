@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
@@ -471,6 +471,7 @@ impl DiskBackend {
         opts: &CallOptions,
         f: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> Result<T>,
     ) -> Result<T> {
+        let started = Instant::now();
         let mut writer = match opts.timeout {
             Some(timeout) => self
                 .store
@@ -479,8 +480,13 @@ impl DiskBackend {
                 .ok_or(Error::Timeout { command, timeout })?,
             None => self.store.writer.lock(),
         };
+        // The wait for this process's writer counts against the timeout: SQLite's lock gets only what is left,
+        // so a call never waits twice its timeout.
+        let remaining = opts
+            .timeout
+            .map(|timeout| timeout.saturating_sub(started.elapsed()));
         writer
-            .busy_timeout(opts.timeout)
+            .busy_timeout(remaining)
             .map_err(|e| self.sql_error(command, opts, e))?;
         let tx = writer
             .conn
@@ -580,11 +586,15 @@ impl DiskBackend {
 
     /// Deletes an entry found expired on a read, unless a writer is busy (the sweep will get it then).
     fn forget_expired(&self, key: &str, expires_at: i64) {
-        if let Some(writer) = self.store.writer.try_lock() {
-            let result = writer
-                .conn
-                .prepare_cached("DELETE FROM entries WHERE key = ?1 AND expires_at = ?2")
-                .and_then(|mut s| s.execute(params![key, expires_at]));
+        if let Some(mut writer) = self.store.writer.try_lock() {
+            // Best effort and never blocking: with no busy wait, another process's write lock makes the delete
+            // fail at once (SQLITE_BUSY) instead of holding up the read. The next write sets its own timeout.
+            let result = writer.busy_timeout(Some(Duration::ZERO)).and_then(|()| {
+                writer
+                    .conn
+                    .prepare_cached("DELETE FROM entries WHERE key = ?1 AND expires_at = ?2")
+                    .and_then(|mut s| s.execute(params![key, expires_at]))
+            });
             if let Err(e) = result {
                 tracing::debug!(error = %e, "disk cache: deleting an expired entry failed; the sweep will retry");
             }
@@ -776,19 +786,15 @@ impl Backend for DiskBackend {
                         ))
                     })?;
                     let data = new.to_string();
+                    let size = self.check_size(key, data.as_bytes())?;
                     // A REPLACE gives the row a new id: the optimistic-lock version changes with the value.
-                    Self::put(
-                        tx,
-                        key,
-                        data.as_bytes(),
-                        expires_at,
-                        (key.len() + data.len()) as i64,
-                    )?;
+                    Self::put(tx, key, data.as_bytes(), expires_at, size)?;
                     Ok(new)
                 }
                 None => {
                     let data = delta.to_string();
-                    Self::put(tx, key, data.as_bytes(), 0, (key.len() + data.len()) as i64)?;
+                    let size = self.check_size(key, data.as_bytes())?;
+                    Self::put(tx, key, data.as_bytes(), 0, size)?;
                     Ok(delta)
                 }
             }
@@ -915,6 +921,12 @@ impl Backend for DiskBackend {
         ttl: Option<Duration>,
         opts: &CallOptions,
     ) -> Result<bool> {
+        if let CasToken::Bytes(_) = expected {
+            return Err(Error::InvalidInput(
+                "a byte-valued CAS token comes from another backend; the disk backend uses row versions"
+                    .into(),
+            ));
+        }
         let data = value.require_bytes("disk")?;
         let size = self.check_size(key, data)?;
         let expires_at = self.expires_at(ttl);
