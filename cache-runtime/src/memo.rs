@@ -750,52 +750,68 @@ pub fn stampede<T: Cacheable, R>(
         return Flight::Ran(run());
     };
     let flight_key: FlightKey = (std::ptr::from_ref(cell) as usize, text.into());
-    let mut leader = loop {
-        let slot = {
-            let mut flights = FLIGHTS.lock();
-            match flights.get(&flight_key) {
-                // The body re-entered the function with its own key (recursion through `skip`, a fixed `key`,
-                // a normalising `key_builder`): waiting would deadlock, so this inner call runs uncached.
-                Some(slot) if slot.leader == std::thread::current().id() => {
-                    drop(flights);
-                    return Flight::Ran(run());
-                }
-                Some(slot) => slot.clone(),
-                None => {
-                    let slot = Arc::new(Slot {
-                        done: Mutex::new(None),
-                        ready: Condvar::new(),
-                        leader: std::thread::current().id(),
-                    });
-                    flights.insert(flight_key.clone(), slot.clone());
-                    break Leader {
-                        key: flight_key,
-                        slot,
-                        value: None,
-                    };
-                }
-            }
-        };
-        // Wait at most the lease, as other processes do for the RedLock; a leader stuck longer than that
-        // must not hang every caller of the key, so they then run the body themselves.
-        let deadline = std::time::Instant::now() + lease;
-        let mut done = slot.done.lock();
-        while done.is_none() {
-            if slot.ready.wait_until(&mut done, deadline).timed_out() && done.is_none() {
-                drop(done);
+    // Either join the flight already under way for this key, or register this call as its leader.
+    enum Role {
+        Join(Arc<Slot>),
+        Lead(Arc<Slot>),
+    }
+    let role = {
+        let mut flights = FLIGHTS.lock();
+        match flights.get(&flight_key) {
+            // The body re-entered the function with its own key (recursion through `skip`, a fixed `key`,
+            // a normalising `key_builder`): waiting would deadlock, so this inner call runs uncached.
+            Some(slot) if slot.leader == std::thread::current().id() => {
+                drop(flights);
                 return Flight::Ran(run());
             }
-        }
-        if let Some(Some(value)) = done.as_ref() {
-            if let Some(value) = value.downcast_ref::<T>() {
-                return Flight::Joined(value.clone());
+            Some(slot) => Role::Join(slot.clone()),
+            None => {
+                let slot = Arc::new(Slot {
+                    done: Mutex::new(None),
+                    ready: Condvar::new(),
+                    leader: std::thread::current().id(),
+                });
+                flights.insert(flight_key.clone(), slot.clone());
+                Role::Lead(slot)
             }
         }
-        // The leader stored nothing (error, panic or skip): the value may still have been cached meanwhile.
-        drop(done);
-        if let Some(value) = lookup::<T>(cell, function, key) {
-            return Flight::Joined(value);
+    };
+    let slot = match role {
+        Role::Lead(slot) => slot,
+        Role::Join(slot) => {
+            // Wait at most the lease, as other processes do for the RedLock; a leader stuck longer than that
+            // must not hang every caller of the key, so they then run the body themselves.
+            let deadline = std::time::Instant::now() + lease;
+            let mut done = slot.done.lock();
+            while done.is_none() {
+                if slot.ready.wait_until(&mut done, deadline).timed_out() && done.is_none() {
+                    drop(done);
+                    return Flight::Ran(run());
+                }
+            }
+            if let Some(Some(value)) = done.as_ref() {
+                if let Some(value) = value.downcast_ref::<T>() {
+                    return Flight::Joined(value.clone());
+                }
+            }
+            // The leader stored nothing (error, panic or skip): the value may still have been cached meanwhile.
+            drop(done);
+            if let Some(value) = lookup::<T>(cell, function, key) {
+                return Flight::Joined(value);
+            }
+            // Otherwise run the body here, alongside the other waiters, rather than queueing behind a new leader
+            // one at a time (a function that keeps failing would make the last caller wait for all the others).
+            let result = run();
+            if let Some(value) = stored(&result) {
+                store(cell, function, key, value, ttl);
+            }
+            return Flight::Ran(result);
         }
+    };
+    let mut leader = Leader {
+        key: flight_key,
+        slot,
+        value: None,
     };
     // Another leader may have finished between our miss and our registration.
     if let Some(value) = lookup::<T>(cell, function, key) {
