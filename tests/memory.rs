@@ -673,3 +673,22 @@ fn custom_weigher_and_counter_weights_stay_consistent() {
     assert_eq!(counter.get::<i64>("n").unwrap(), Some(7000));
     assert_eq!(counting.weight(), "n".len() + "7000".len());
 }
+
+#[test]
+fn long_namespaced_keys_round_trip() {
+    // Short `{namespace}:{key}` is built on the stack, long ones on the heap: both must store the same way.
+    let ns = "n".repeat(150);
+    let cache = Cache::memory().with_namespace(ns.as_str());
+    for key in ["short".to_string(), "k".repeat(100), "é".repeat(40)] {
+        cache.set(&key, &key.len(), Ttl::Default).unwrap();
+        assert_eq!(cache.get::<usize>(&key).unwrap(), Some(key.len()));
+        assert_eq!(cache.build_key(&key), format!("{ns}:{key}"));
+        assert_eq!(
+            cache
+                .without_namespace()
+                .get::<usize>(&format!("{ns}:{key}"))
+                .unwrap(),
+            Some(key.len())
+        );
+    }
+}

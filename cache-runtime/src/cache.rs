@@ -1,7 +1,6 @@
 //! The [`Cache`] handle: one configured instance of a backend, serializer, plugins, namespace and TTL.
 
 use std::any::type_name;
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use serde::Serialize;
 use crate::backend::null::NullBackend;
 use crate::backend::{Backend, CallOptions};
 use crate::error::{Error, Result};
-use crate::key::{escape_glob, namespaced, KeyBuilder};
+use crate::key::{escape_glob, namespaced, FullKey, KeyBuilder};
 use crate::plugin::{run_post, run_pre, Call, Command, Done, Outcome, Plugin};
 use crate::serializer::{self, JsonSerializer, NullSerializer, Serializer};
 use crate::ttl::{self, Ttl};
@@ -208,13 +207,13 @@ impl Cache {
 
     /// The key as stored: `{namespace}:{key}`, or what the custom key builder makes of it.
     pub fn build_key(&self, key: &str) -> String {
-        self.full_key(key).into_owned()
+        self.full_key(key).to_string()
     }
 
     #[inline]
-    fn full_key<'k>(&self, key: &'k str) -> Cow<'k, str> {
+    fn full_key<'k>(&self, key: &'k str) -> FullKey<'k> {
         match &self.shared.key_builder {
-            Some(build) => Cow::Owned(build(key, self.namespace.as_deref())),
+            Some(build) => FullKey::Owned(build(key, self.namespace.as_deref())),
             None => namespaced(self.namespace.as_deref(), key),
         }
     }
@@ -389,7 +388,7 @@ impl Cache {
             return Ok(Vec::new());
         }
         let user_keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
-        let full: Vec<Cow<'_, str>> = user_keys.iter().map(|k| self.full_key(k)).collect();
+        let full: Vec<FullKey<'_>> = user_keys.iter().map(|k| self.full_key(k)).collect();
         let full_refs: Vec<&str> = full.iter().map(|k| &**k).collect();
         self.observe(
             Command::MultiGet,
@@ -464,7 +463,7 @@ impl Cache {
         }
         let ttl = self.ttl(ttl.into())?;
         let user_keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_ref()).collect();
-        let full: Vec<Cow<'_, str>> = user_keys.iter().map(|k| self.full_key(k)).collect();
+        let full: Vec<FullKey<'_>> = user_keys.iter().map(|k| self.full_key(k)).collect();
         let entries = full
             .iter()
             .zip(pairs)

@@ -1,6 +1,5 @@
 //! Stored keys: namespacing, custom key builders and the glob patterns of `keys`.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Builds the stored key from a key and the namespace in force: replaces the default `{namespace}:{key}`.
@@ -17,17 +16,45 @@ use std::sync::Arc;
 /// ```
 pub type KeyBuilder = Arc<dyn Fn(&str, Option<&str>) -> String + Send + Sync>;
 
+/// A stored key: the caller's key itself, `{namespace}:{key}` built on the stack when short (no allocation on
+/// the hit path), or an owned string.
+pub(crate) enum FullKey<'k> {
+    Borrowed(&'k str),
+    Inline(arrayvec::ArrayString<192>),
+    Owned(String),
+}
+
+impl std::ops::Deref for FullKey<'_> {
+    type Target = str;
+
+    #[inline]
+    fn deref(&self) -> &str {
+        match self {
+            FullKey::Borrowed(key) => key,
+            FullKey::Inline(key) => key,
+            FullKey::Owned(key) => key,
+        }
+    }
+}
+
 /// `{namespace}:{key}`, or the key itself without a namespace.
 #[inline]
-pub(crate) fn namespaced<'k>(namespace: Option<&str>, key: &'k str) -> Cow<'k, str> {
+pub(crate) fn namespaced<'k>(namespace: Option<&str>, key: &'k str) -> FullKey<'k> {
     match namespace {
-        None => Cow::Borrowed(key),
+        None => FullKey::Borrowed(key),
         Some(ns) => {
+            let mut inline = arrayvec::ArrayString::<192>::new();
+            if inline.try_push_str(ns).is_ok()
+                && inline.try_push(':').is_ok()
+                && inline.try_push_str(key).is_ok()
+            {
+                return FullKey::Inline(inline);
+            }
             let mut full = String::with_capacity(ns.len() + 1 + key.len());
             full.push_str(ns);
             full.push(':');
             full.push_str(key);
-            Cow::Owned(full)
+            FullKey::Owned(full)
         }
     }
 }
