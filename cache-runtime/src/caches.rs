@@ -64,7 +64,9 @@ fn publish(table: Table) {
 }
 
 /// Replaces the whole alias table. The `default` alias is required; every alias is validated (names, fields,
-/// values) before anything changes. Instances of the old table stay valid for whoever holds them.
+/// values) before anything changes. Instances of the old table stay valid for whoever holds them, including
+/// decorated functions: each thread keeps a copy of the instance it last used and swaps it on its next call of
+/// that function, so an old backend (its memory, its connections) lives until then.
 ///
 /// ```
 /// use cache_runtime::{caches, Config};
