@@ -840,3 +840,230 @@ fn close_drops_connections_and_the_next_command_reconnects() {
     cache.close().unwrap();
     assert_eq!(cache.get::<i32>("k").unwrap(), Some(1));
 }
+
+#[test]
+fn a_huge_multi_get_never_waits_on_full_socket_buffers() {
+    // Like memcached: the reply to the first `get` line is written whole (64 MiB) before the next line is
+    // read. A client that wrote every `get` line (~48 MiB of keys) before reading anything would wait on
+    // full buffers on both sides until its timeout.
+    const BIG: usize = 64 << 20;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            // Like memcached: no Nagle delay on small replies.
+            stream.set_nodelay(true).unwrap();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let mut first = true;
+                while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    let reply = if std::mem::take(&mut first) {
+                        let key = line.trim_end().split(' ').nth(1).unwrap_or("").to_string();
+                        let mut reply = format!("VALUE {key} 0 {BIG}\r\n");
+                        reply.push_str(&"v".repeat(BIG));
+                        reply.push_str("\r\nEND\r\n");
+                        reply
+                    } else {
+                        "END\r\n".to_string()
+                    };
+                    if stream.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    let backend = MemcachedBackend::new(addr).unwrap();
+    let keys: Vec<String> = (0..200_000).map(|i| format!("{i:0>240}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let opts = CallOptions {
+        timeout: Some(Duration::from_secs(10)),
+    };
+    let started = Instant::now();
+    let values = backend.multi_get(&refs, &opts).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        values[0]
+            .as_ref()
+            .and_then(Value::as_bytes)
+            .map(<[u8]>::len),
+        Some(BIG)
+    );
+    assert!(values[1..].iter().all(Option::is_none));
+}
+
+#[test]
+fn a_connect_cut_short_by_the_call_timeout_does_not_mark_the_server_down() {
+    // A listener whose accept queue is full: connects hang until they time out.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4096 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(50)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break,
+        }
+    }
+    let backend = MemcachedBackend::builder()
+        .server(addr.to_string())
+        .connect_timeout(Duration::from_secs(5))
+        .dead_retry(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let short = CallOptions {
+        timeout: Some(Duration::from_millis(100)),
+    };
+    assert!(backend.get("k", &short).is_err());
+    // The server catches up: it accepts and answers every `get` with a miss.
+    drop(fillers);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    if stream.write_all(b"END\r\n").is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    let long = CallOptions {
+        timeout: Some(Duration::from_secs(5)),
+    };
+    // Not skipped for `dead_retry` (60 s): the short connect said nothing about the server.
+    assert!(
+        eventually(Duration::from_secs(3), || backend.get("k", &long).is_ok()),
+        "{:?}",
+        backend.get("k", &long)
+    );
+}
+
+#[test]
+fn a_stored_number_above_i64_max_is_not_an_integer_and_stays_unchanged() {
+    let (server, cache) = cache();
+    let backend = MemcachedBackend::new(server.addr()).unwrap();
+    let opts = CallOptions::default();
+    for stored in [
+        "18446744073709551615",
+        "9223372036854775808",
+        "18446744073709551000",
+    ] {
+        backend
+            .set(
+                "test:big",
+                Value::Bytes(stored.as_bytes().to_vec()),
+                None,
+                &opts,
+            )
+            .unwrap();
+        for delta in [0, 1, 1000, i64::MAX] {
+            match cache.increment("big", delta) {
+                Err(Error::NotAnInteger { key }) => assert_eq!(key, "big"),
+                other => panic!("{stored} + {delta}: expected NotAnInteger, got {other:?}"),
+            }
+            // The same number; memcached rewrites a shorter number in place, padded with spaces.
+            let after = cache.get_stored("big").unwrap().unwrap();
+            let after = std::str::from_utf8(after.as_bytes().unwrap()).unwrap();
+            assert_eq!(after.trim_end(), stored, "{stored} + {delta}");
+        }
+    }
+    // An i64 counter that would overflow is still an overflow, and unchanged.
+    cache.set("max", &i64::MAX, Ttl::Default).unwrap();
+    assert!(matches!(
+        cache.increment("max", 1),
+        Err(Error::InvalidInput(_))
+    ));
+    assert_eq!(cache.get::<i64>("max").unwrap(), Some(i64::MAX));
+}
+
+#[test]
+fn stats_reset_answers_at_once() {
+    let server = support::memcached_server();
+    let cache = Cache::from_url(&format!("memcached://{}?timeout=2", server.addr())).unwrap();
+    let started = Instant::now();
+    match cache.raw("stats", &["reset"]).unwrap() {
+        RawReply::Array(replies) => {
+            assert_eq!(replies, vec![RawReply::Status("RESET".into())]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // The connection is still in step.
+    cache.set("k", &1, Ttl::Default).unwrap();
+    assert_eq!(cache.get::<i32>("k").unwrap(), Some(1));
+}
+
+#[test]
+fn ipv6_servers_are_parsed_with_brackets() {
+    let listener = match TcpListener::bind("[::1]:0") {
+        Ok(l) => l,
+        Err(_) => return, // no IPv6 loopback here
+    };
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    if stream.write_all(b"END\r\n").is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    let backend = MemcachedBackend::new(format!("[::1]:{port}")).unwrap();
+    assert!(backend.get("k", &CallOptions::default()).unwrap().is_none());
+    for (name, options) in [
+        (
+            "v6a",
+            AliasConfig::new("memcached")
+                .option("endpoint", "::1")
+                .option("port", port),
+        ),
+        (
+            "v6b",
+            AliasConfig::new("memcached")
+                .option("endpoint", "[::1]")
+                .option("port", port),
+        ),
+        (
+            "v6c",
+            AliasConfig::new("memcached").option("servers", vec![format!("[::1]:{port}")]),
+        ),
+    ] {
+        caches::add(name, options.timeout(Duration::from_secs(2))).unwrap();
+        assert_eq!(
+            caches::get(name).unwrap().get::<i32>("k").unwrap(),
+            None,
+            "{name}"
+        );
+    }
+    // `::1` alone is a host (default port 11211), not host `:` and port 1.
+    let json = r#"{"default": {"cache": "memory"}, "v6": {"cache": "memcached", "servers": ["::1", "[::1]"]}}"#;
+    serde_json::from_str::<Config>(json)
+        .unwrap()
+        .validate()
+        .unwrap();
+    let bad = r#"{"default": {"cache": "memory"}, "v6": {"cache": "memcached", "servers": ["::1:11211"]}}"#;
+    let err = serde_json::from_str::<Config>(bad)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("brackets"), "{err}");
+}

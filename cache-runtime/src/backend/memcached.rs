@@ -9,8 +9,9 @@
 //! with the previous reply, `multi_set` is one round trip per key, servers are picked by `hash % n` (adding a
 //! server remaps almost every key), and `SERVER_ERROR` replies cannot be told apart from transport failures.
 //! This client: one `write` per request; a connection that fails in any way mid-command is dropped, never
-//! reused; `multi_get` and `multi_set` pipeline every server's commands in one write each (one round trip in
-//! all); servers sit on a ring of 160 points each, so adding or removing one moves only its share of keys.
+//! reused; `multi_get` and `multi_set` pipeline every server's commands, one write per server per bounded
+//! batch (one round trip per batch; most calls are one batch), so neither side ever waits on a full socket
+//! buffer; servers sit on a ring of 160 points each, so adding or removing one moves only its share of keys.
 //!
 //! Protocol notes that shape the commands:
 //! - Keys: at most 250 bytes of printable ASCII without spaces. Any other key is sent as
@@ -54,6 +55,10 @@ const MAX_EXPTIME: u64 = i32::MAX as u64;
 const RING_POINTS: u32 = 160;
 /// Keys per `get` line; longer multi-gets are several pipelined lines.
 const KEYS_PER_GET: usize = 100;
+/// Request bytes per pipelined write in `multi_get`: every batch is small enough to sit in the socket buffers
+/// whole, so the write completes even while the server, its replies unread, has stopped reading; then its
+/// replies are read before the next batch is written (otherwise both sides wait on full buffers).
+const GET_BATCH_BYTES: usize = 32 * 1024;
 /// Commands per pipelined write in `multi_set`, so replies never fill the socket buffer while we still write.
 const SETS_PER_BATCH: usize = 1000;
 /// The longest reply line we accept (a `VALUE` header is at most ~300 bytes; `stats` lines are short).
@@ -78,7 +83,7 @@ type WireEntry<'k> = (Cow<'k, str>, &'k [u8]);
 ///
 /// | command | how |
 /// |---|---|
-/// | `get`, `multi_get` | `get`; many keys: one pipelined write per server, one round trip in all. A server that fails in a `multi_get` counts as misses (logged) while any other server answered |
+/// | `get`, `multi_get` | `get`; many keys: one pipelined write per server per batch of up to 32 KiB of keys, one round trip per batch. A server that fails in a `multi_get` counts as misses (logged) while any other server answered |
 /// | `set`, `multi_set` | `set`; many keys pipelined like `multi_get` (not atomic) |
 /// | `add` | `add` |
 /// | `exists` | `mg` (meta get without the value) |
@@ -208,16 +213,59 @@ impl MemcachedBackendBuilder {
     }
 }
 
+/// Checks `host:port`: `name:port`, `1.2.3.4:port` or `[v6 address]:port` (an IPv6 address needs its
+/// brackets, or its last group would be read as the port).
 fn check_addr(addr: &str) -> std::result::Result<(), String> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| "expected `host:port`".to_string())?;
-    if host.trim_matches(['[', ']']).is_empty() {
+    if addr.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
+        let (ip, port) = rest
+            .split_once("]:")
+            .ok_or_else(|| "expected `[IPv6 address]:port`".to_string())?;
+        ip.parse::<std::net::Ipv6Addr>()
+            .map_err(|_| format!("`{ip}` is not an IPv6 address"))?;
+        (ip, port)
+    } else {
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| "expected `host:port`".to_string())?;
+        if host.contains(':') {
+            return Err(
+                "an IPv6 address needs brackets around it, as in `[::1]:11211`".to_string(),
+            );
+        }
+        (host, port)
+    };
+    if host.is_empty() {
         return Err("the host is empty".into());
     }
     port.parse::<u16>()
         .map_err(|_| format!("port `{port}` is not a number from 0 to 65535"))?;
     Ok(())
+}
+
+/// A `servers` entry as `host:port`: the entry itself when it has a port, else with the default port 11211
+/// (`::1` and `[::1]` are hosts without a port: `[::1]:11211`).
+fn with_default_port(entry: &str) -> String {
+    if entry.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{entry}]:11211")
+    } else if entry.starts_with('[') && entry.ends_with(']') {
+        format!("{entry}:11211")
+    } else if entry.contains(':') {
+        entry.to_string()
+    } else {
+        format!("{entry}:11211")
+    }
+}
+
+/// `endpoint` and `port` as `host:port`, with brackets around an IPv6 address (given with or without them).
+fn endpoint_addr(host: &str, port: u16) -> String {
+    if host.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// The alias-config spec: `endpoint` + `port`, or `servers` (a list of `host:port`); `pool_size`,
@@ -236,11 +284,7 @@ pub(crate) fn spec() -> BackendSpec {
             Some(list) if list.is_empty() => return Err(cfg.error("servers", "the list is empty")),
             Some(list) => {
                 for s in list {
-                    let addr = if s.contains(':') {
-                        s.to_string()
-                    } else {
-                        format!("{s}:11211")
-                    };
+                    let addr = with_default_port(s);
                     check_addr(&addr).map_err(|m| cfg.error("servers", format!("`{s}`: {m}")))?;
                     b = b.server(addr);
                 }
@@ -250,11 +294,7 @@ pub(crate) fn spec() -> BackendSpec {
                 let port = cfg.u64("port")?.unwrap_or(11211);
                 let port = u16::try_from(port)
                     .map_err(|_| cfg.error("port", format!("{port} is not a port")))?;
-                let addr = if host.contains(':') {
-                    format!("[{host}]:{port}")
-                } else {
-                    format!("{host}:{port}")
-                };
+                let addr = endpoint_addr(host, port);
                 check_addr(&addr).map_err(|m| cfg.error("endpoint", m))?;
                 b = b.server(addr);
             }
@@ -652,6 +692,27 @@ enum Pending {
     Failed(Error),
 }
 
+/// Splits a server's keys into the batches `multi_get` writes one at a time: at most [`GET_BATCH_BYTES`] of
+/// keys each (at least one key).
+fn get_batches<'a, 'k>(keys: &'a [&'k str]) -> Vec<&'a [&'k str]> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, key) in keys.iter().enumerate() {
+        let len = key.len() + 1;
+        if i > start && bytes + len > GET_BATCH_BYTES {
+            batches.push(&keys[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += len;
+    }
+    if start < keys.len() {
+        batches.push(&keys[start..]);
+    }
+    batches
+}
+
 /// Writes `get` lines for `keys` (several lines for many keys); returns how many.
 fn send_gets(conn: &mut Conn, keys: &[&str], timeout: Option<Duration>) -> Step<usize> {
     conn.set_timeout(timeout)?;
@@ -754,6 +815,17 @@ fn check_item_size(command: &str, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Whether a failed connect marks the server down for `dead_retry`: a refusal, a resolution failure, an
+/// unreachable network, or a timeout of the full `connect_timeout` (`full_wait`); not a timeout cut short by
+/// the call's shorter timeout.
+fn marks_down(e: &io::Error, full_wait: bool) -> bool {
+    full_wait
+        || !matches!(
+            e.kind(),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        )
+}
+
 fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -834,6 +906,9 @@ impl MemcachedBackend {
             None => self.connect_timeout,
         }
         .max(Duration::from_millis(1));
+        // Only a connect that had all of `connect_timeout` may mark the server down by timing out; one cut short
+        // by the call's own shorter timeout says nothing about the server.
+        let full_wait = timeout >= self.connect_timeout;
         let attempt = || -> io::Result<TcpStream> {
             let mut last =
                 io::Error::new(io::ErrorKind::NotFound, "the host resolved to no address");
@@ -861,7 +936,7 @@ impl MemcachedBackend {
             }
             Err(e) => {
                 let retry = u64::try_from(self.dead_retry.as_millis()).unwrap_or(u64::MAX);
-                if retry > 0 {
+                if retry > 0 && marks_down(&e, full_wait) {
                     server
                         .down_until
                         .store(now.saturating_add(retry), Ordering::Relaxed);
@@ -1174,56 +1249,77 @@ impl Backend for MemcachedBackend {
                 per_server.entry(self.locate(wire)).or_default().push(wire);
             }
         }
-        // Send every server its `get` lines first, then read the replies: one round trip in all.
-        let mut pending = Vec::with_capacity(per_server.len());
-        for (&idx, server_keys) in &per_server {
-            let state = match self.checkout(idx, opts) {
-                Err(e) => Pending::Failed(e),
-                Ok((mut conn, pooled)) => match send_gets(&mut conn, server_keys, opts.timeout) {
-                    Ok(lines) => Pending::Sent(conn, pooled, lines),
-                    Err(f) => self.after_send_fault(idx, "multi_get", opts, pooled, f),
-                },
-            };
-            pending.push((idx, server_keys, state));
-        }
+        // Each round writes every server one batch of `get` lines, then reads those replies: one round trip
+        // per round (one in all for up to `GET_BATCH_BYTES` of keys per server). A server that fails is not
+        // asked again.
+        let batches: Vec<(usize, Vec<&[&str]>)> = per_server
+            .iter()
+            .map(|(&idx, server_keys)| (idx, get_batches(server_keys)))
+            .collect();
+        let rounds = batches.iter().map(|(_, b)| b.len()).max().unwrap_or(0);
         let mut values: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(seen.len());
-        let mut answered = 0usize;
-        let mut failures: Vec<Error> = Vec::new();
-        for (idx, server_keys, state) in pending {
-            let retry = |values: &mut HashMap<Vec<u8>, Vec<u8>>| {
-                // A pooled connection failed (the server restarted?): once more on a new one.
-                self.with_conn(idx, "multi_get", false, opts, |conn| {
-                    let lines = send_gets(conn, server_keys, opts.timeout)?;
-                    read_gets(conn, server_keys, lines, values)
-                })
-            };
-            let outcome = match state {
-                Pending::Failed(e) => Err(e),
-                Pending::Retry => retry(&mut values),
-                Pending::Sent(mut conn, pooled, lines) => {
-                    match read_gets(&mut conn, server_keys, lines, &mut values) {
-                        Ok(reply) => {
-                            self.checkin(idx, conn);
-                            Ok(reply)
-                        }
-                        Err(f) => {
-                            drop(conn);
-                            self.forget_idle(idx, &f);
-                            if pooled && !timed_out(&f) {
-                                retry(&mut values)
-                            } else {
-                                Err(self.fault_to_error(idx, "multi_get", opts, f))
+        let mut failed: HashMap<usize, Error> = HashMap::new();
+        for round in 0..rounds {
+            let mut pending = Vec::with_capacity(batches.len());
+            for (idx, server_batches) in &batches {
+                let idx = *idx;
+                let Some(&chunk) = server_batches.get(round) else {
+                    continue;
+                };
+                if failed.contains_key(&idx) {
+                    continue;
+                }
+                let state = match self.checkout(idx, opts) {
+                    Err(e) => Pending::Failed(e),
+                    Ok((mut conn, pooled)) => match send_gets(&mut conn, chunk, opts.timeout) {
+                        Ok(lines) => Pending::Sent(conn, pooled, lines),
+                        Err(f) => self.after_send_fault(idx, "multi_get", opts, pooled, f),
+                    },
+                };
+                pending.push((idx, chunk, state));
+            }
+            for (idx, chunk, state) in pending {
+                let retry = |values: &mut HashMap<Vec<u8>, Vec<u8>>| {
+                    // A pooled connection failed (the server restarted?): once more on a new one.
+                    self.with_conn(idx, "multi_get", false, opts, |conn| {
+                        let lines = send_gets(conn, chunk, opts.timeout)?;
+                        read_gets(conn, chunk, lines, values)
+                    })
+                };
+                let outcome = match state {
+                    Pending::Failed(e) => Err(e),
+                    Pending::Retry => retry(&mut values),
+                    Pending::Sent(mut conn, pooled, lines) => {
+                        match read_gets(&mut conn, chunk, lines, &mut values) {
+                            Ok(reply) => {
+                                self.checkin(idx, conn);
+                                Ok(reply)
+                            }
+                            Err(f) => {
+                                drop(conn);
+                                self.forget_idle(idx, &f);
+                                if pooled && !timed_out(&f) {
+                                    retry(&mut values)
+                                } else {
+                                    Err(self.fault_to_error(idx, "multi_get", opts, f))
+                                }
                             }
                         }
                     }
+                };
+                match outcome {
+                    Ok(Ok(())) => {}
+                    Ok(Err(said)) => {
+                        failed.insert(idx, self.said(idx, "multi_get", said));
+                    }
+                    Err(e) => {
+                        failed.insert(idx, e);
+                    }
                 }
-            };
-            match outcome {
-                Ok(Ok(())) => answered += 1,
-                Ok(Err(said)) => failures.push(self.said(idx, "multi_get", said)),
-                Err(e) => failures.push(e),
             }
         }
+        let answered = batches.len() - failed.len();
+        let failures: Vec<Error> = failed.into_values().collect();
         if let Some(first) = failures.into_iter().next() {
             if answered == 0 {
                 return Err(first);
@@ -1376,13 +1472,18 @@ impl Backend for MemcachedBackend {
 
     /// Atomic on the server. Counters are stored as decimal text (what the JSON and string serializers write
     /// for integers), so `get::<i64>` reads them. A counter created or changed through the `gets`/`cas`
-    /// path (negative numbers) keeps no TTL.
+    /// path (negative numbers) keeps no TTL. A stored value memcached's `incr` reads as a number but that is
+    /// above `i64::MAX` (up to `u64::MAX`) gives [`Error::NotAnInteger`]: `incr` has already changed (possibly
+    /// wrapped) it by then, so it is stepped back at once with a second command (`decr`, or an `incr` that wraps
+    /// back): the same number afterwards, though memcached may pad it with trailing spaces (it rewrites a
+    /// shorter number in place). Another client can see the changed number in between, and if that step fails
+    /// (logged) the changed number stays.
     fn increment(&self, key: &str, delta: i64, opts: &CallOptions) -> Result<i64> {
         if delta < 0 {
             return self.increment_by_cas(key, delta, opts);
         }
         let wire = wire_key(key);
-        loop {
+        for _ in 0..MAX_CAS_ROUNDS {
             let (idx, reply) = self.simple_nonidempotent(
                 "increment",
                 &format!("incr {wire} {delta}\r\n"),
@@ -1394,7 +1495,8 @@ impl Backend for MemcachedBackend {
                 let data = delta.to_string();
                 match self.store("increment", key, StoreCmd::add(data.as_bytes(), 0), opts)? {
                     StoreReply::Stored => return Ok(delta),
-                    // Someone created it between our `incr` and `add`: increment theirs.
+                    // Someone created it between our `incr` and `add` (or deleted it again before ours): once
+                    // more, a bounded number of times.
                     _ => continue,
                 }
             }
@@ -1403,19 +1505,37 @@ impl Backend for MemcachedBackend {
                 .trim()
                 .parse::<u64>()
             {
-                return i64::try_from(n).map_err(|_| {
-                    // memcached counts in u64: step back so the stored counter stays a valid i64 (another
-                    // client can see the overflowed number between the two commands).
-                    let undo = self.simple_nonidempotent(
-                        "increment",
-                        &format!("decr {wire} {delta}\r\n"),
-                        &wire,
-                        opts,
-                        counter_reply,
-                    );
-                    if let Err(e) = undo {
-                        tracing::warn!(error = %e, "memcached: undoing an overflowing increment failed");
+                let step = delta.unsigned_abs();
+                // memcached's `incr` counts in u64 and wraps past u64::MAX. A result below the delta can only
+                // be a wrap (a counter that was a valid i64 ends at least at the delta), so the stored value was
+                // above i64::MAX; a result above i64::MAX came from a stored value above i64::MAX or from an
+                // i64 counter that overflowed.
+                let wrapped = n < step;
+                if !wrapped {
+                    if let Ok(new) = i64::try_from(n) {
+                        return Ok(new);
                     }
+                }
+                let before = n.wrapping_sub(step);
+                // Step back so the stored value is what it was (another client can see the changed number
+                // between the two commands): `decr` when there was no wrap; after a wrap, an `incr` by
+                // 2^64 - delta wraps back to it (`decr` would stop at 0).
+                let undo = if wrapped {
+                    format!("incr {wire} {}\r\n", step.wrapping_neg())
+                } else {
+                    format!("decr {wire} {step}\r\n")
+                };
+                if let Err(e) =
+                    self.simple_nonidempotent("increment", &undo, &wire, opts, counter_reply)
+                {
+                    tracing::warn!(error = %e, "memcached: undoing an overflowing increment failed");
+                }
+                return Err(if i64::try_from(before).is_err() {
+                    // Not a counter this crate can hold: like any other non-i64 value.
+                    Error::NotAnInteger {
+                        key: key.to_string(),
+                    }
+                } else {
                     Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64"))
                 });
             }
@@ -1429,6 +1549,12 @@ impl Backend for MemcachedBackend {
                 )),
             };
         }
+        Err(Error::backend(
+            NAME,
+            format!(
+                "`increment` of `{key}`: the key vanished between `incr` and `add` {MAX_CAS_ROUNDS} times in a row"
+            ),
+        ))
     }
 
     fn delete(&self, key: &str, opts: &CallOptions) -> Result<u64> {
@@ -1570,6 +1696,10 @@ impl Backend for MemcachedBackend {
                     let l = conn.read_line()?;
                     if l == b"END" {
                         return Ok(RawReply::Array(stats));
+                    }
+                    // `stats reset` (and `stats detail on|off`) answer one status line, no `END`.
+                    if l == b"RESET" || l == b"OK" {
+                        return Ok(RawReply::Status(String::from_utf8_lossy(l).into_owned()));
                     }
                     if l == b"ERROR"
                         || l.starts_with(b"CLIENT_ERROR")
@@ -1773,5 +1903,53 @@ mod tests {
         assert!(MemcachedBackend::new(":11211").is_err());
         assert!(MemcachedBackend::new("h:99999").is_err());
         assert!(MemcachedBackend::new("[::1]:11211").is_ok());
+        assert!(MemcachedBackend::new("[fe80::1%2]:11211").is_ok());
+        assert!(MemcachedBackend::new("cache.example:11211").is_ok());
+        // An IPv6 address without brackets is not `host ":"` and port 1.
+        let err = MemcachedBackend::new("::1").unwrap_err().to_string();
+        assert!(err.contains("brackets"), "{err}");
+        assert!(MemcachedBackend::new("::1:11211").is_err());
+        assert!(MemcachedBackend::new("[::1]").is_err());
+        assert!(MemcachedBackend::new("[nothost]:11211").is_err());
+        assert!(MemcachedBackend::new("[::1]:x").is_err());
+        assert!(MemcachedBackend::new("[]:11211").is_err());
+    }
+
+    #[test]
+    fn server_entries_and_endpoints_get_ports_and_brackets() {
+        assert_eq!(with_default_port("::1"), "[::1]:11211");
+        assert_eq!(with_default_port("[::1]"), "[::1]:11211");
+        assert_eq!(with_default_port("[::1]:11300"), "[::1]:11300");
+        assert_eq!(with_default_port("h"), "h:11211");
+        assert_eq!(with_default_port("h:1"), "h:1");
+        assert_eq!(endpoint_addr("::1", 5), "[::1]:5");
+        assert_eq!(endpoint_addr("[::1]", 5), "[::1]:5");
+        assert_eq!(endpoint_addr("h", 5), "h:5");
+        for addr in ["[::1]:11211", "[::1]:5", "h:5"] {
+            assert!(check_addr(addr).is_ok(), "{addr}");
+        }
+    }
+
+    #[test]
+    fn only_a_full_connect_timeout_or_a_refusal_marks_a_server_down() {
+        let timeout = io::Error::new(io::ErrorKind::TimedOut, "t");
+        let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "r");
+        assert!(!marks_down(&timeout, false));
+        assert!(marks_down(&timeout, true));
+        assert!(marks_down(&refused, false));
+    }
+
+    #[test]
+    fn multi_get_batches_are_bounded() {
+        let long = "k".repeat(250);
+        let keys: Vec<&str> = (0..1000).map(|_| long.as_str()).collect();
+        let batches = get_batches(&keys);
+        assert!(batches.len() > 1);
+        assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), 1000);
+        assert!(batches
+            .iter()
+            .all(|b| b.iter().map(|k| k.len() + 1).sum::<usize>() <= GET_BATCH_BYTES));
+        assert_eq!(get_batches(&["a", "b"]).len(), 1);
+        assert!(get_batches(&[]).is_empty());
     }
 }
