@@ -1067,3 +1067,24 @@ fn ipv6_servers_are_parsed_with_brackets() {
         .to_string();
     assert!(err.contains("brackets"), "{err}");
 }
+
+#[test]
+fn an_increment_whose_key_keeps_vanishing_gives_up_with_a_backend_error() {
+    // `incr` always finds no key and `add` always finds one: a bounded number of rounds, then an error.
+    let addr = scripted_server(|_, _, line| {
+        Some(if line.starts_with("incr") {
+            "NOT_FOUND\r\n".to_string()
+        } else if line.starts_with("add") {
+            "NOT_STORED\r\n".into()
+        } else {
+            return None; // a data block
+        })
+    });
+    let cache = Cache::from_url(&format!("memcached://{addr}?timeout=5")).unwrap();
+    let started = Instant::now();
+    match cache.increment("n", 1) {
+        Err(Error::Backend { message, .. }) => assert!(message.contains("times"), "{message}"),
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
