@@ -911,3 +911,30 @@ fn a_forbid_lint_on_the_function_still_compiles() {
     caches::add("macros_forbid", AliasConfig::memory()).unwrap();
     assert_eq!(under_forbid(4), 8);
 }
+
+static KEPT_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(alias = "macros_kept", plugins = [HitMissRatioPlugin::new()])]
+fn kept_stats(n: u32) -> u32 {
+    bump(&KEPT_CALLS);
+    n + 1
+}
+
+#[test]
+fn function_plugins_survive_changes_to_other_aliases() {
+    caches::add("macros_kept", AliasConfig::memory()).unwrap();
+    assert_eq!(kept_stats(1), 2);
+    // Another alias changes the table's generation; this function's alias, and so its plugins, did not change.
+    caches::add("macros_kept_unrelated", AliasConfig::memory()).unwrap();
+    assert_eq!(kept_stats(1), 2);
+    assert_eq!(count(&KEPT_CALLS), 1);
+    let ratio = kept_stats_cache::cache()
+        .unwrap()
+        .plugin::<HitMissRatioPlugin>()
+        .unwrap();
+    assert_eq!((ratio.hits(), ratio.total()), (1, 2));
+    // A change of its own alias does rebuild it (new backend, fresh plugins).
+    caches::add("macros_kept", AliasConfig::memory()).unwrap();
+    assert_eq!(kept_stats(1), 2);
+    assert_eq!(count(&KEPT_CALLS), 2);
+}

@@ -701,6 +701,14 @@ impl Cache {
 
     /// The same backend, namespace, TTL, timeout and key builder with another serializer and/or plugin list,
     /// for functions memoized with `serializer = ..` or `plugins = [..]` on top of an alias.
+    /// Whether both handles are the same configured instance (clones of one `Cache`).
+    pub(crate) fn same_instance(&self, other: &Cache) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+            && self.namespace == other.namespace
+            && self.default_ttl == other.default_ttl
+            && self.timeout == other.timeout
+    }
+
     pub(crate) fn derive(
         &self,
         serializer: Option<Arc<dyn Serializer>>,

@@ -34,6 +34,9 @@ pub type Setup = fn(&Cache) -> Result<Cache>;
 
 struct Derived {
     generation: u64,
+    /// The alias instance it was derived from: while the alias keeps it, the derived cache (and the state of
+    /// its plugins) is kept too, whatever else changes in the table.
+    base: Cache,
     cache: Cache,
 }
 
@@ -162,14 +165,30 @@ impl MemoCell {
                 }
             }
         }
-        match caches::get(self.alias.alias()).and_then(|cache| setup(&cache)) {
-            Ok(cache) => {
-                let derived = Arc::new(Derived { generation, cache });
-                self.derived.store(Some(derived.clone()));
-                f(Ok(&derived.cache))
-            }
-            Err(e) => f(Err(e)),
-        }
+        let base = match caches::get(self.alias.alias()) {
+            Ok(base) => base,
+            Err(e) => return f(Err(e)),
+        };
+        let kept = self
+            .derived
+            .load()
+            .as_ref()
+            .filter(|derived| derived.base.same_instance(&base))
+            .map(|derived| derived.cache.clone());
+        let cache = match kept {
+            Some(cache) => cache,
+            None => match setup(&base) {
+                Ok(cache) => cache,
+                Err(e) => return f(Err(e)),
+            },
+        };
+        let derived = Arc::new(Derived {
+            generation,
+            base,
+            cache,
+        });
+        self.derived.store(Some(derived.clone()));
+        f(Ok(&derived.cache))
     }
 
     /// The function's cache (a clone of the handle).
