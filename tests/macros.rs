@@ -3,14 +3,16 @@
 //!
 //! The alias table is global to this test binary and tests run in parallel: each test uses its own aliases.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cache_runtime::{
-    cached, caches, AliasConfig, Backend, BackendSpec, CallOptions, Error, HitMissRatioPlugin,
-    JsonSerializer, ManualClock, Ttl, Value,
+    cached, caches, AliasConfig, BackendSpec, HitMissRatioPlugin, JsonSerializer, ManualClock, Ttl,
+    Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -606,27 +608,6 @@ fn alias_changes_take_effect_between_calls() {
 
 // ----- fail-open ----------------------------------------------------------------------------------------------
 
-/// A backend that is always down.
-struct Down;
-
-impl Backend for Down {
-    fn name(&self) -> &str {
-        "down"
-    }
-    fn get(&self, _: &str, _: &CallOptions) -> Result<Option<Value>, Error> {
-        Err(Error::backend("down", "connection refused"))
-    }
-    fn set(&self, _: &str, _: Value, _: Option<Duration>, _: &CallOptions) -> Result<(), Error> {
-        Err(Error::backend("down", "connection refused"))
-    }
-    fn add(&self, _: &str, _: Value, _: Option<Duration>, _: &CallOptions) -> Result<bool, Error> {
-        Err(Error::backend("down", "connection refused"))
-    }
-    fn delete(&self, _: &str, _: &CallOptions) -> Result<u64, Error> {
-        Err(Error::backend("down", "connection refused"))
-    }
-}
-
 static DOWN_CALLS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(alias = "macros_down")]
@@ -645,7 +626,10 @@ fn unconfigured(n: u32) -> u32 {
 
 #[test]
 fn cache_errors_fail_open() {
-    caches::register_backend("macros_down", BackendSpec::new(&[], |_| Ok(Arc::new(Down))));
+    caches::register_backend(
+        "macros_down",
+        BackendSpec::new(&[], |_| Ok(Arc::new(support::DownBackend))),
+    );
     caches::add("macros_down", AliasConfig::new("macros_down")).unwrap();
     assert_eq!(resilient(2), 4);
     assert_eq!(resilient(2), 4);

@@ -1,6 +1,8 @@
 //! `#[multi_cached]`: one `multi_get`, the function called with only the missing keys in the same collection type,
 //! one `multi_set` of what it returned, the merged map returned.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -265,43 +267,6 @@ fn companion_api_works_per_key() {
     );
 }
 
-/// A backend that is always down.
-struct Down;
-
-impl cache_runtime::Backend for Down {
-    fn name(&self) -> &str {
-        "down"
-    }
-    fn get(
-        &self,
-        _: &str,
-        _: &cache_runtime::CallOptions,
-    ) -> Result<Option<cache_runtime::Value>, cache_runtime::Error> {
-        Err(cache_runtime::Error::backend("down", "connection refused"))
-    }
-    fn set(
-        &self,
-        _: &str,
-        _: cache_runtime::Value,
-        _: Option<std::time::Duration>,
-        _: &cache_runtime::CallOptions,
-    ) -> Result<(), cache_runtime::Error> {
-        Err(cache_runtime::Error::backend("down", "connection refused"))
-    }
-    fn add(
-        &self,
-        _: &str,
-        _: cache_runtime::Value,
-        _: Option<std::time::Duration>,
-        _: &cache_runtime::CallOptions,
-    ) -> Result<bool, cache_runtime::Error> {
-        Err(cache_runtime::Error::backend("down", "connection refused"))
-    }
-    fn delete(&self, _: &str, _: &cache_runtime::CallOptions) -> Result<u64, cache_runtime::Error> {
-        Err(cache_runtime::Error::backend("down", "connection refused"))
-    }
-}
-
 static DOWN_SEEN: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());
 
 #[multi_cached(alias = "multi_down", keys_from_attr = "ids")]
@@ -314,7 +279,7 @@ fn resilient(ids: Vec<u32>) -> HashMap<u32, u32> {
 fn a_cache_that_is_down_fails_open() {
     caches::register_backend(
         "multi_down",
-        cache_runtime::BackendSpec::new(&[], |_| Ok(std::sync::Arc::new(Down))),
+        cache_runtime::BackendSpec::new(&[], |_| Ok(std::sync::Arc::new(support::DownBackend))),
     );
     caches::add("multi_down", AliasConfig::new("multi_down")).unwrap();
     assert_eq!(resilient(vec![1, 2]), HashMap::from([(1, 2), (2, 3)]));

@@ -2,6 +2,8 @@
 //!
 //! Threads start together through a `Barrier`; nothing here sleeps or measures time.
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Barrier;
 
@@ -106,43 +108,6 @@ fn locked(n: u64) -> u64 {
     n * 2
 }
 
-/// A backend that is always down: lookups, stores and the lock all fail.
-struct Down;
-
-impl cache_runtime::Backend for Down {
-    fn name(&self) -> &str {
-        "down"
-    }
-    fn get(
-        &self,
-        _: &str,
-        _: &cache_runtime::CallOptions,
-    ) -> Result<Option<cache_runtime::Value>, cache_runtime::Error> {
-        Err(cache_runtime::Error::backend("down", "connection refused"))
-    }
-    fn set(
-        &self,
-        _: &str,
-        _: cache_runtime::Value,
-        _: Option<std::time::Duration>,
-        _: &cache_runtime::CallOptions,
-    ) -> Result<(), cache_runtime::Error> {
-        Err(cache_runtime::Error::backend("down", "connection refused"))
-    }
-    fn add(
-        &self,
-        _: &str,
-        _: cache_runtime::Value,
-        _: Option<std::time::Duration>,
-        _: &cache_runtime::CallOptions,
-    ) -> Result<bool, cache_runtime::Error> {
-        Err(cache_runtime::Error::backend("down", "connection refused"))
-    }
-    fn delete(&self, _: &str, _: &cache_runtime::CallOptions) -> Result<u64, cache_runtime::Error> {
-        Err(cache_runtime::Error::backend("down", "connection refused"))
-    }
-}
-
 static DOWN_CALLS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached_stampede(alias = "stampede_down", lease = 5)]
@@ -155,7 +120,7 @@ fn resilient(n: u64) -> u64 {
 fn a_cache_that_is_down_fails_open() {
     caches::register_backend(
         "stampede_down",
-        cache_runtime::BackendSpec::new(&[], |_| Ok(std::sync::Arc::new(Down))),
+        cache_runtime::BackendSpec::new(&[], |_| Ok(std::sync::Arc::new(support::DownBackend))),
     );
     caches::add("stampede_down", AliasConfig::new("stampede_down")).unwrap();
     assert_eq!(resilient(1), 2);

@@ -424,3 +424,40 @@ pub fn observed(
 pub fn calls(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
+
+/// A backend that is always down: every command fails with a backend error, for fail-open tests.
+pub struct DownBackend;
+
+impl cache_runtime::Backend for DownBackend {
+    fn name(&self) -> &str {
+        "down"
+    }
+    fn get(
+        &self,
+        _: &str,
+        _: &cache_runtime::CallOptions,
+    ) -> Result<Option<cache_runtime::Value>, cache_runtime::Error> {
+        Err(cache_runtime::Error::backend("down", "connection refused"))
+    }
+    fn set(
+        &self,
+        _: &str,
+        _: cache_runtime::Value,
+        _: Option<Duration>,
+        _: &cache_runtime::CallOptions,
+    ) -> Result<(), cache_runtime::Error> {
+        Err(cache_runtime::Error::backend("down", "connection refused"))
+    }
+    fn add(
+        &self,
+        _: &str,
+        _: cache_runtime::Value,
+        _: Option<Duration>,
+        _: &cache_runtime::CallOptions,
+    ) -> Result<bool, cache_runtime::Error> {
+        Err(cache_runtime::Error::backend("down", "connection refused"))
+    }
+    fn delete(&self, _: &str, _: &cache_runtime::CallOptions) -> Result<u64, cache_runtime::Error> {
+        Err(cache_runtime::Error::backend("down", "connection refused"))
+    }
+}
