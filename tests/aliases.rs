@@ -1,6 +1,8 @@
 //! The alias table: shared instances, create with overrides, set_config, configs from JSON and TOML, errors
 //! that name the alias and field, URLs, and user-defined backends registered by name.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -431,41 +433,11 @@ fn user_defined_backend_registered_by_name_and_used_through_an_alias() {
     );
 }
 
-/// A byte-only backend that fails every command: for the config error above.
+/// A byte-only backend (one that fails every command) registered by name: for the config error above.
 fn register_flaky() {
-    struct Flaky;
-    impl Backend for Flaky {
-        fn name(&self) -> &str {
-            "flaky_bytes"
-        }
-        fn get(&self, _: &str, _: &CallOptions) -> Result<Option<Value>, Error> {
-            Err(Error::backend("flaky_bytes", "down"))
-        }
-        fn set(
-            &self,
-            _: &str,
-            _: Value,
-            _: Option<Duration>,
-            _: &CallOptions,
-        ) -> Result<(), Error> {
-            Err(Error::backend("flaky_bytes", "down"))
-        }
-        fn add(
-            &self,
-            _: &str,
-            _: Value,
-            _: Option<Duration>,
-            _: &CallOptions,
-        ) -> Result<bool, Error> {
-            Err(Error::backend("flaky_bytes", "down"))
-        }
-        fn delete(&self, _: &str, _: &CallOptions) -> Result<u64, Error> {
-            Err(Error::backend("flaky_bytes", "down"))
-        }
-    }
     caches::register_backend(
         "flaky_bytes",
-        BackendSpec::new(&[], |_| Ok(Arc::new(Flaky))),
+        BackendSpec::new(&[], |_| Ok(Arc::new(support::DownBackend))),
     );
 }
 
