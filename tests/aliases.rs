@@ -12,7 +12,7 @@ use cache_runtime::{
 };
 use parking_lot::Mutex;
 
-/// Tests that replace the whole table run one at a time; the others use aliases of their own.
+/// Every test here changes the process-wide alias table, and one replaces it whole: they run one at a time.
 static TABLE: Mutex<()> = Mutex::new(());
 
 fn config_error(result: Result<impl std::fmt::Debug, Error>) -> String {
@@ -24,6 +24,7 @@ fn config_error(result: Result<impl std::fmt::Debug, Error>) -> String {
 
 #[test]
 fn get_returns_the_same_instance_and_create_a_new_one() {
+    let _table = TABLE.lock();
     caches::add("shared_a", AliasConfig::memory().namespace("sa")).unwrap();
     let first = caches::get("shared_a").unwrap();
     first.set("k", &1u8, Ttl::Default).unwrap();
@@ -90,6 +91,7 @@ fn set_config_replaces_the_table_and_requires_default() {
 
 #[test]
 fn add_keeps_other_instances() {
+    let _table = TABLE.lock();
     caches::add("keep_a", AliasConfig::memory()).unwrap();
     let a = caches::get("keep_a").unwrap();
     a.set("k", &1u8, Ttl::Default).unwrap();
@@ -108,6 +110,7 @@ fn add_keeps_other_instances() {
 
 #[test]
 fn unknown_alias_is_an_error_naming_it() {
+    let _table = TABLE.lock();
     let message = config_error(caches::get("no_such_alias"));
     assert!(message.contains("`no_such_alias`"), "{message}");
     assert!(caches::get_alias_config("no_such_alias").is_err());
@@ -124,6 +127,7 @@ const JSON: &str = r#"{
 
 #[test]
 fn config_from_json_in_aiocache_shape() {
+    let _table = TABLE.lock();
     let config = Config::from_json(JSON).unwrap();
     let redis = config.get("redis_alt").unwrap();
     assert_eq!(redis.cache, "redis");
@@ -158,6 +162,7 @@ fn config_from_json_in_aiocache_shape() {
 
 #[test]
 fn config_from_toml() {
+    let _table = TABLE.lock();
     let config = Config::from_toml(
         r#"
         [default]
@@ -185,6 +190,7 @@ fn config_from_toml() {
 
 #[test]
 fn bad_configs_name_the_alias_and_the_field() {
+    let _table = TABLE.lock();
     let cases: &[(&str, &[&str])] = &[
         (
             r#"{"default": {"cache": "memory", "colour": "red"}}"#,
@@ -257,6 +263,7 @@ fn bad_configs_name_the_alias_and_the_field() {
 
 #[test]
 fn code_built_configs_are_validated_too() {
+    let _table = TABLE.lock();
     let message = config_error(caches::add(
         "bad_code",
         AliasConfig::memory().option("max_entriez", 3usize),
@@ -279,6 +286,7 @@ fn code_built_configs_are_validated_too() {
 
 #[test]
 fn object_serializer_on_a_byte_backend_is_a_config_error() {
+    let _table = TABLE.lock();
     register_flaky();
     let message = config_error(
         AliasConfig::new("flaky_bytes")
@@ -293,6 +301,7 @@ fn object_serializer_on_a_byte_backend_is_a_config_error() {
 
 #[test]
 fn cache_from_url() {
+    let _table = TABLE.lock();
     let cache = Cache::from_url("memory://?namespace=web&ttl=60&max_entries=3").unwrap();
     assert_eq!(cache.namespace(), Some("web"));
     assert_eq!(cache.default_ttl(), Some(Duration::from_secs(60)));
@@ -398,6 +407,7 @@ mod once_cell_reads {
 
 #[test]
 fn user_defined_backend_registered_by_name_and_used_through_an_alias() {
+    let _table = TABLE.lock();
     caches::register_backend(
         "counting",
         BackendSpec::new(&["label"], |cfg| {
@@ -443,6 +453,7 @@ fn register_flaky() {
 
 #[test]
 fn alias_clock_drives_expiry() {
+    let _table = TABLE.lock();
     let clock = ManualClock::new();
     caches::add("clocked", AliasConfig::memory().clock(clock.clone())).unwrap();
     let cache = caches::get("clocked").unwrap();
@@ -453,6 +464,7 @@ fn alias_clock_drives_expiry() {
 
 #[test]
 fn alias_cell_follows_config_changes() {
+    let _table = TABLE.lock();
     static CELL: caches::AliasCell = caches::AliasCell::new("cell_alias");
     assert!(CELL.with(|c| c.is_err()), "not configured yet");
     caches::add("cell_alias", AliasConfig::memory().namespace("one")).unwrap();
@@ -469,6 +481,7 @@ fn alias_cell_follows_config_changes() {
 
 #[test]
 fn plugin_classes_from_aiocache_paths() {
+    let _table = TABLE.lock();
     let alias = AliasConfig::memory()
         .plugin(PluginConfig::new("aiocache.plugins.HitMissRatioPlugin"))
         .plugin(PluginConfig::new("aiocache.plugins.TimingPlugin"));
