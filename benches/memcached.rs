@@ -5,6 +5,9 @@
 //! Every contender talks to the same local memcached (started on a free port, stopped at the end), one
 //! request at a time. Run: `cargo bench --features memcached --bench memcached`.
 
+mod common;
+use common::interleaved;
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -12,7 +15,6 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::time::Instant;
 
 use cache_runtime::{Backend, Cache, CallOptions, MemcachedBackend, Ttl, Value};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -96,29 +98,6 @@ impl Raw {
         self.reader.get_mut().write_all(&self.out).unwrap();
         assert_eq!(self.read_line(), b"STORED");
     }
-}
-
-/// Alternates two operations sample by sample, so load from other processes hits both alike, and prints the
-/// median latency of each and their ratio (a cross-check of the criterion medians on a busy machine).
-fn interleaved(name: &str, samples: usize, mut base: impl FnMut(), mut ours: impl FnMut()) {
-    let (mut a, mut b) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
-    for _ in 0..samples {
-        let t = Instant::now();
-        base();
-        a.push(t.elapsed());
-        let t = Instant::now();
-        ours();
-        b.push(t.elapsed());
-    }
-    a.sort_unstable();
-    b.sort_unstable();
-    let (ma, mb) = (a[samples / 2], b[samples / 2]);
-    println!(
-        "interleaved {name}: baseline median {:.2} us, ours median {:.2} us, ratio {:.3}",
-        ma.as_secs_f64() * 1e6,
-        mb.as_secs_f64() * 1e6,
-        mb.as_secs_f64() / ma.as_secs_f64()
-    );
 }
 
 fn memcache_tuned(addr: &str) -> memcache::Client {

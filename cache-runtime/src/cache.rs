@@ -716,14 +716,7 @@ impl Cache {
     ) -> Result<Cache> {
         let serializer = serializer.unwrap_or_else(|| self.shared.serializer.clone());
         let backend = self.shared.backend.clone();
-        if serializer.stores_objects() && !backend.stores_objects() {
-            return Err(Error::config(format!(
-                "the `{}` serializer keeps values as objects, which the `{}` backend cannot hold",
-                serializer.name(),
-                backend.name()
-            )));
-        }
-        let objects = serializer.stores_objects() && backend.stores_objects();
+        let objects = stores_objects(&*serializer, &*backend)?;
         Ok(Cache {
             shared: Arc::new(Shared {
                 backend,
@@ -857,14 +850,7 @@ impl CacheBuilder {
             None if backend.stores_objects() => Arc::new(NullSerializer),
             None => Arc::new(JsonSerializer),
         };
-        if serializer.stores_objects() && !backend.stores_objects() {
-            return Err(Error::config(format!(
-                "the `{}` serializer keeps values as objects, which only in-process backends can hold; \
-                 the `{}` backend needs a byte serializer such as `json`",
-                serializer.name(),
-                backend.name()
-            )));
-        }
+        let objects = stores_objects(&*serializer, &*backend)?;
         let disabled = self.disabled.unwrap_or_else(disabled_by_env);
         if disabled {
             backend = Arc::new(NullBackend);
@@ -874,7 +860,6 @@ impl CacheBuilder {
             Ttl::After(d) => Some(ttl::validate(d)?),
         };
         let timeout = self.timeout.unwrap_or_else(|| backend.default_timeout());
-        let objects = serializer.stores_objects() && backend.stores_objects();
         let label = self.label.unwrap_or_else(|| backend.name().to_string());
         Ok(Cache {
             shared: Arc::new(Shared {
@@ -889,6 +874,19 @@ impl CacheBuilder {
             default_ttl,
             timeout,
         })
+    }
+}
+
+/// Whether values are kept as typed objects; an object serializer on a byte-only backend is a config error.
+fn stores_objects(serializer: &dyn Serializer, backend: &dyn Backend) -> Result<bool> {
+    match (serializer.stores_objects(), backend.stores_objects()) {
+        (true, false) => Err(Error::config(format!(
+            "the `{}` serializer keeps values as objects, which only in-process backends can hold; \
+             the `{}` backend needs a byte serializer such as `json`",
+            serializer.name(),
+            backend.name()
+        ))),
+        (objects, _) => Ok(objects),
     }
 }
 

@@ -1104,11 +1104,25 @@ impl MemcachedBackend {
         key: &str,
         opts: &CallOptions,
     ) -> Result<Option<(Vec<u8>, u64)>> {
+        Ok(self
+            .fetch_one(command, b"gets ", key, opts)?
+            .map(|(data, cas)| (data, cas.unwrap_or(0))))
+    }
+
+    /// `get` or `gets` (`verb`) on one key: the value and, for `gets`, its CAS id. A reply naming another key,
+    /// or naming it twice, means the connection is out of step: it is closed and nothing is returned.
+    fn fetch_one(
+        &self,
+        command: &'static str,
+        verb: &'static [u8],
+        key: &str,
+        opts: &CallOptions,
+    ) -> Result<Option<(Vec<u8>, Option<u64>)>> {
         let wire = wire_key(key);
         let idx = self.locate(&wire);
         let reply = self.with_conn(idx, command, true, opts, |conn| {
             conn.out.clear();
-            conn.out.extend_from_slice(b"gets ");
+            conn.out.extend_from_slice(verb);
             conn.out.extend_from_slice(wire.as_bytes());
             conn.out.extend_from_slice(b"\r\n");
             conn.send()?;
@@ -1116,7 +1130,7 @@ impl MemcachedBackend {
             let mut stray = false;
             let end = conn.read_values(|k, data, cas| {
                 stray |= k != wire.as_bytes() || found.is_some();
-                found = Some((data, cas.unwrap_or(0)));
+                found = Some((data, cas));
             })?;
             if stray {
                 return Err(stray_value(&wire));
@@ -1215,28 +1229,9 @@ impl Backend for MemcachedBackend {
     }
 
     fn get(&self, key: &str, opts: &CallOptions) -> Result<Option<Value>> {
-        let wire = wire_key(key);
-        let idx = self.locate(&wire);
-        let reply = self.with_conn(idx, "get", true, opts, |conn| {
-            conn.out.clear();
-            conn.out.extend_from_slice(b"get ");
-            conn.out.extend_from_slice(wire.as_bytes());
-            conn.out.extend_from_slice(b"\r\n");
-            conn.send()?;
-            let mut found = None;
-            let mut stray = false;
-            let end = conn.read_values(|k, data, _| {
-                stray |= k != wire.as_bytes() || found.is_some();
-                found = Some(data);
-            })?;
-            if stray {
-                return Err(stray_value(&wire));
-            }
-            Ok(end.map(|()| found))
-        })?;
-        reply
-            .map(|found| found.map(Value::Bytes))
-            .map_err(|said| self.said(idx, "get", said))
+        Ok(self
+            .fetch_one("get", b"get ", key, opts)?
+            .map(|(data, _)| Value::Bytes(data)))
     }
 
     fn multi_get(&self, keys: &[&str], opts: &CallOptions) -> Result<Vec<Option<Value>>> {
