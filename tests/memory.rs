@@ -698,3 +698,44 @@ fn long_namespaced_keys_round_trip() {
         );
     }
 }
+
+/// Keys on both sides of the in-bucket limit (46 bytes) and far past it, ASCII and multi-byte: every command
+/// finds exactly its own key, and `keys`/`clear` see the whole text.
+#[test]
+fn keys_of_every_length_are_stored_whole() {
+    let root = Cache::builder().build().unwrap();
+    let cache = root.with_namespace("a");
+    let other = root.with_namespace("b");
+    let mut keys: Vec<String> = [0usize, 1, 43, 44, 45, 46, 200, 5000]
+        .iter()
+        .map(|n| "x".repeat(*n))
+        .collect();
+    // With the `a:` prefix, 2-byte characters cross the limit in the middle of a character.
+    keys.push("é".repeat(22));
+    keys.push("é".repeat(23));
+    keys.push("日".repeat(40));
+    for (i, key) in keys.iter().enumerate() {
+        cache.set(key, &i, Ttl::Default).unwrap();
+        other.set(key, &(i + 100), Ttl::Default).unwrap();
+    }
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(cache.get::<usize>(key).unwrap(), Some(i), "{key}");
+        assert_eq!(other.get::<usize>(key).unwrap(), Some(i + 100), "{key}");
+        // A key one byte longer is another key.
+        assert_eq!(cache.get::<usize>(&format!("{key}!")).unwrap(), None);
+    }
+    let mut listed = root.keys("a:*").unwrap();
+    listed.sort();
+    let mut expected: Vec<String> = keys.iter().map(|k| format!("a:{k}")).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert_eq!(cache.delete(&keys[6]).unwrap(), 1);
+    assert_eq!(cache.get::<usize>(&keys[6]).unwrap(), None);
+    assert_eq!(cache.clear().unwrap(), keys.len() as u64 - 1);
+    assert_eq!(root.keys("a:*").unwrap(), Vec::<String>::new());
+    assert_eq!(
+        root.keys("b:*").unwrap().len(),
+        keys.len(),
+        "the other namespace is kept"
+    );
+}

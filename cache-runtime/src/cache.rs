@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::backend::memory::MemoryBackend;
 use crate::backend::null::NullBackend;
 use crate::backend::{Backend, CallOptions};
 use crate::error::{Error, Result};
@@ -27,12 +28,20 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Cacheable 
 
 struct Shared {
     backend: Arc<dyn Backend>,
+    /// The same backend when it is the in-process memory one, for statically dispatched reads.
+    memory: Option<Arc<MemoryBackend>>,
     serializer: Arc<dyn Serializer>,
     /// Values are stored as typed objects (NullSerializer on an in-process backend).
     objects: bool,
     plugins: Box<[Arc<dyn Plugin>]>,
     key_builder: Option<KeyBuilder>,
     label: String,
+}
+
+/// The backend as the concrete memory backend, when it is one.
+fn memory_of(backend: &Arc<dyn Backend>) -> Option<Arc<MemoryBackend>> {
+    let any: Arc<dyn std::any::Any + Send + Sync> = backend.clone();
+    any.downcast::<MemoryBackend>().ok()
 }
 
 /// One configured cache: a cheap-to-clone handle (clones share the backend, serializer and plugins).
@@ -324,32 +333,20 @@ impl Cache {
             Command::Get,
             &[key],
             || {
-                // The closure runs under the backend's read lock: it only clones or decodes, and keeps the
-                // (large) error out of the hot path by recording a failure and building it afterwards.
-                let mut hit: Option<T> = None;
-                let mut failure: Option<Error> = None;
-                let mut wrong_type = false;
+                // The memory backend is called directly, so the decode below is inlined into its shard
+                // lookup; any other backend lends the value through `get_with`.
+                if let Some(memory) = &self.shared.memory {
+                    return memory
+                        .read(&full, |value| self.decode::<T>(value))
+                        .transpose();
+                }
+                let mut found: Option<Result<T>> = None;
                 self.shared
                     .backend
-                    .get_with(&full, &self.opts(), &mut |value| match value {
-                        Value::Object(obj) => match obj.downcast_ref::<T>() {
-                            Some(v) => hit = Some(v.clone()),
-                            None => wrong_type = true,
-                        },
-                        Value::Bytes(bytes) => {
-                            match serializer::decode(&*self.shared.serializer, bytes) {
-                                Ok(v) => hit = Some(v),
-                                Err(e) => failure = Some(e),
-                            }
-                        }
+                    .get_with(&full, &self.opts(), &mut |value| {
+                        found = Some(self.decode::<T>(value));
                     })?;
-                if wrong_type {
-                    return Err(self.wrong_type::<T>());
-                }
-                match failure {
-                    Some(e) => Err(e),
-                    None => Ok(hit),
-                }
+                found.transpose()
             },
             |found| Observed::Get(found.is_some()),
         )
@@ -719,6 +716,7 @@ impl Cache {
         let objects = stores_objects(&*serializer, &*backend)?;
         Ok(Cache {
             shared: Arc::new(Shared {
+                memory: memory_of(&backend),
                 backend,
                 serializer,
                 objects,
@@ -863,6 +861,7 @@ impl CacheBuilder {
         let label = self.label.unwrap_or_else(|| backend.name().to_string());
         Ok(Cache {
             shared: Arc::new(Shared {
+                memory: memory_of(&backend),
                 backend,
                 serializer,
                 objects,

@@ -162,6 +162,7 @@ pub fn get_config() -> Config {
 }
 
 /// A number that changes whenever the alias table changes.
+#[inline]
 pub fn generation() -> u64 {
     GENERATION.load(Ordering::Acquire)
 }

@@ -9,7 +9,7 @@
 //! - [`stampede`]: an in-process single flight per key, plus a [`RedLock`] on the cache across processes.
 //! - [`KeyCollection`] and [`MemoMap`]: the collections and maps `#[multi_cached]` works with.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Display;
 use std::hash::{BuildHasher, Hash};
@@ -242,11 +242,6 @@ pub fn lease(lease: impl Into<Duration>) -> Duration {
 // ---------------------------------------------------------------------------------------------------------------
 // Keys
 
-thread_local! {
-    /// The key buffer of the last call on this thread, kept for the next one.
-    static SPARE: Cell<String> = const { Cell::new(String::new()) };
-}
-
 /// What can be part of a default key: anything `serde::Serialize`, written as compact JSON exactly as
 /// `serde_json::to_string` writes it.
 #[diagnostic::on_unimplemented(
@@ -257,12 +252,12 @@ thread_local! {
 )]
 pub trait KeyArg {
     /// Appends the JSON text of `self`; on error `out` is left as it was.
-    fn write_key(&self, out: &mut String) -> std::result::Result<(), String>;
+    fn write_key(&self, out: &mut KeyText) -> std::result::Result<(), String>;
 }
 
 impl<T: serde::Serialize + ?Sized> KeyArg for T {
     #[inline]
-    fn write_key(&self, out: &mut String) -> std::result::Result<(), String> {
+    fn write_key(&self, out: &mut KeyText) -> std::result::Result<(), String> {
         let start = out.len();
         match self.serialize(ScalarJson { out: &mut *out }) {
             Ok(()) => Ok(()),
@@ -310,31 +305,37 @@ impl serde::ser::Error for NotScalar {
 /// Writes the JSON of scalars (integers, booleans, strings, chars, unit, options, unit and newtype variants)
 /// straight into the key, byte for byte as serde_json does; everything else is [`NotScalar::Compound`].
 struct ScalarJson<'a> {
-    out: &'a mut String,
+    out: &'a mut KeyText,
 }
 
 impl ScalarJson<'_> {
-    #[inline]
+    #[inline(always)]
     fn int(self, v: impl itoa::Integer) -> std::result::Result<(), NotScalar> {
-        self.out.push_str(itoa::Buffer::new().format(v));
+        let mut digits = itoa::Buffer::new();
+        self.out.push_str(digits.format(v));
         Ok(())
     }
 }
 
 /// Appends `text` as a JSON string with serde_json's escapes.
-#[inline]
-fn push_json_str(out: &mut String, text: &str) {
-    out.push('"');
-    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        out.push_str(text);
-    } else {
+#[inline(always)]
+fn push_json_str(out: &mut KeyText, text: &str) {
+    // The check runs over every byte without branching per byte, so short keys take a few instructions and
+    // long ones vectorize.
+    let escape = text.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    out.push_str("\"");
+    if escape {
         push_escaped(out, text);
+    } else {
+        out.push_str(text);
     }
-    out.push('"');
+    out.push_str("\"");
 }
 
 #[cold]
-fn push_escaped(out: &mut String, text: &str) {
+fn push_escaped(out: &mut KeyText, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
     for (i, b) in text.bytes().enumerate() {
@@ -351,9 +352,15 @@ fn push_escaped(out: &mut String, text: &str) {
         };
         out.push_str(&text[start..i]);
         if escape.is_empty() {
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xF)]));
+            let hex = [
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xF)],
+            ];
+            out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
         } else {
             out.push_str(escape);
         }
@@ -373,37 +380,48 @@ impl serde::Serializer for ScalarJson<'_> {
     type SerializeStruct = serde::ser::Impossible<(), NotScalar>;
     type SerializeStructVariant = serde::ser::Impossible<(), NotScalar>;
 
+    #[inline]
     fn serialize_bool(self, v: bool) -> std::result::Result<(), NotScalar> {
         self.out.push_str(if v { "true" } else { "false" });
         Ok(())
     }
+    #[inline]
     fn serialize_i8(self, v: i8) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
+    #[inline]
     fn serialize_i16(self, v: i16) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
+    #[inline]
     fn serialize_i32(self, v: i32) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
+    #[inline]
     fn serialize_i64(self, v: i64) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
+    #[inline]
     fn serialize_i128(self, v: i128) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
+    #[inline]
     fn serialize_u8(self, v: u8) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
+    #[inline]
     fn serialize_u16(self, v: u16) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
+    #[inline]
     fn serialize_u32(self, v: u32) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
+    #[inline]
     fn serialize_u64(self, v: u64) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
+    #[inline]
     fn serialize_u128(self, v: u128) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
@@ -426,10 +444,12 @@ impl serde::Serializer for ScalarJson<'_> {
         self.out.push_str(token);
         Ok(())
     }
+    #[inline]
     fn serialize_char(self, v: char) -> std::result::Result<(), NotScalar> {
         push_json_str(self.out, v.encode_utf8(&mut [0; 4]));
         Ok(())
     }
+    #[inline]
     fn serialize_str(self, v: &str) -> std::result::Result<(), NotScalar> {
         push_json_str(self.out, v);
         Ok(())
@@ -437,22 +457,27 @@ impl serde::Serializer for ScalarJson<'_> {
     fn serialize_bytes(self, _: &[u8]) -> std::result::Result<(), NotScalar> {
         Err(NotScalar::Compound)
     }
+    #[inline]
     fn serialize_none(self) -> std::result::Result<(), NotScalar> {
         self.out.push_str("null");
         Ok(())
     }
+    #[inline]
     fn serialize_some<T: serde::Serialize + ?Sized>(
         self,
         value: &T,
     ) -> std::result::Result<(), NotScalar> {
         value.serialize(self)
     }
+    #[inline]
     fn serialize_unit(self) -> std::result::Result<(), NotScalar> {
         self.serialize_none()
     }
+    #[inline]
     fn serialize_unit_struct(self, _: &'static str) -> std::result::Result<(), NotScalar> {
         self.serialize_none()
     }
+    #[inline]
     fn serialize_unit_variant(
         self,
         _: &'static str,
@@ -462,6 +487,7 @@ impl serde::Serializer for ScalarJson<'_> {
         push_json_str(self.out, variant);
         Ok(())
     }
+    #[inline]
     fn serialize_newtype_struct<T: serde::Serialize + ?Sized>(
         self,
         _: &'static str,
@@ -476,13 +502,13 @@ impl serde::Serializer for ScalarJson<'_> {
         variant: &'static str,
         value: &T,
     ) -> std::result::Result<(), NotScalar> {
-        self.out.push('{');
+        self.out.push_str("{");
         push_json_str(self.out, variant);
-        self.out.push(':');
+        self.out.push_str(":");
         value.serialize(ScalarJson {
             out: &mut *self.out,
         })?;
-        self.out.push('}');
+        self.out.push_str("}");
         Ok(())
     }
     fn serialize_seq(self, _: Option<usize>) -> std::result::Result<Self::SerializeSeq, NotScalar> {
@@ -528,23 +554,101 @@ impl serde::Serializer for ScalarJson<'_> {
     }
 }
 
-/// A key under construction, in a buffer borrowed from the current thread and given back on drop.
+/// How many bytes of a key are kept on the stack before it moves to the heap.
+const KEY_INLINE: usize = 128;
+
+/// The text of a key: on the stack up to [`KEY_INLINE`] bytes, so building a usual key allocates nothing and
+/// touches no thread-local state; longer keys continue in a heap `String`.
+pub struct KeyText {
+    inline: arrayvec::ArrayString<KEY_INLINE>,
+    /// The whole key once it outgrew `inline` (`on_heap`).
+    heap: String,
+    on_heap: bool,
+}
+
+impl KeyText {
+    #[inline]
+    fn new() -> KeyText {
+        KeyText {
+            inline: arrayvec::ArrayString::new(),
+            heap: String::new(),
+            on_heap: false,
+        }
+    }
+
+    /// Appends `text`.
+    #[inline]
+    pub fn push_str(&mut self, text: &str) {
+        if !self.on_heap && self.inline.try_push_str(text).is_ok() {
+            return;
+        }
+        self.push_heap(text);
+    }
+
+    #[cold]
+    fn push_heap(&mut self, text: &str) {
+        if !self.on_heap {
+            self.heap.reserve(self.inline.len() + text.len());
+            self.heap.push_str(&self.inline);
+            self.on_heap = true;
+        }
+        self.heap.push_str(text);
+    }
+
+    /// The text so far.
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        if self.on_heap {
+            &self.heap
+        } else {
+            &self.inline
+        }
+    }
+
+    /// Its length in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.as_str().len()
+    }
+
+    /// Whether nothing was written.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Cuts the text back to `len` bytes (a length it had before).
+    fn truncate(&mut self, len: usize) {
+        if self.on_heap {
+            self.heap.truncate(len);
+        } else {
+            self.inline.truncate(len);
+        }
+    }
+}
+
+impl std::fmt::Write for KeyText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.push_str(s);
+        Ok(())
+    }
+}
+
+/// A key under construction, on the caller's stack.
 ///
-/// Recursion is safe: a nested call finds the thread's spare buffer taken and starts an empty one.
+/// Recursion is safe: every call builds its own.
 pub struct KeyBuf {
-    buf: String,
+    text: KeyText,
     args: usize,
-    error: Option<String>,
+    error: Option<Box<str>>,
 }
 
 impl KeyBuf {
     /// An empty key.
     #[inline]
     pub fn take() -> KeyBuf {
-        let mut buf = SPARE.try_with(Cell::take).unwrap_or_default();
-        buf.clear();
         KeyBuf {
-            buf,
+            text: KeyText::new(),
             args: 0,
             error: None,
         }
@@ -553,29 +657,29 @@ impl KeyBuf {
     /// Appends text as it is.
     #[inline]
     pub fn push(&mut self, text: &str) {
-        self.buf.push_str(text);
+        self.text.push_str(text);
     }
 
     /// Starts the argument list.
     #[inline]
     pub fn open(&mut self) {
-        self.buf.push('(');
+        self.text.push_str("(");
     }
 
     /// Ends the argument list.
     #[inline]
     pub fn close(&mut self) {
-        self.buf.push(')');
+        self.text.push_str(")");
     }
 
     /// Appends one argument as JSON, comma-separated from the previous one.
     #[inline]
     pub fn arg<T: KeyArg + ?Sized>(&mut self, value: &T) {
         if self.args > 0 {
-            self.buf.push(',');
+            self.text.push_str(",");
         }
         self.args += 1;
-        if let Err(e) = value.write_key(&mut self.buf) {
+        if let Err(e) = value.write_key(&mut self.text) {
             self.fail(e);
         }
     }
@@ -584,21 +688,21 @@ impl KeyBuf {
     #[inline]
     pub fn custom<T: Display + ?Sized>(&mut self, key: &T) {
         use std::fmt::Write as _;
-        if let Err(e) = write!(self.buf, "{key}") {
+        if let Err(e) = write!(self.text, "{key}") {
             self.fail(e.to_string());
         }
     }
 
     #[cold]
     fn fail(&mut self, message: String) {
-        self.error.get_or_insert(message);
+        self.error.get_or_insert(message.into());
     }
 
     /// The key, or why it could not be built.
     #[inline]
     pub fn as_str(&self) -> Result<&str> {
         match &self.error {
-            None => Ok(&self.buf),
+            None => Ok(self.text.as_str()),
             Some(message) => Err(key_error(message)),
         }
     }
@@ -612,14 +716,6 @@ impl KeyBuf {
 #[cold]
 fn key_error(message: &str) -> Error {
     Error::serialize("json", format!("cannot build the cache key: {message}"))
-}
-
-impl Drop for KeyBuf {
-    #[inline]
-    fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.buf);
-        let _ = SPARE.try_with(|spare| spare.set(buf));
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1060,6 +1156,18 @@ mod tests {
     }
 
     #[test]
+    fn long_keys_move_to_the_heap_whole() {
+        let long = "x".repeat(3 * KEY_INLINE);
+        let mut key = KeyBuf::take();
+        key.push("app::f");
+        key.open();
+        key.arg(&long);
+        key.arg(&1u8);
+        key.close();
+        assert_eq!(key.as_str().unwrap(), format!("app::f(\"{long}\",1)"));
+    }
+
+    #[test]
     fn nested_keys_use_their_own_buffer() {
         let mut outer = KeyBuf::take();
         outer.push("outer");
@@ -1087,12 +1195,16 @@ mod tests {
             name: &'static str,
         }
         fn check<T: serde::Serialize + ?Sized>(value: &T) {
-            let mut key = String::from("prefix");
-            value.write_key(&mut key).unwrap();
-            assert_eq!(
-                &key["prefix".len()..],
-                serde_json::to_string(value).unwrap()
-            );
+            // Short and long prefixes: the text stays on the stack, or moves to the heap part-way.
+            for prefix in ["prefix".to_string(), "p".repeat(KEY_INLINE - 3)] {
+                let mut key = KeyText::new();
+                key.push_str(&prefix);
+                value.write_key(&mut key).unwrap();
+                assert_eq!(
+                    &key.as_str()[prefix.len()..],
+                    serde_json::to_string(value).unwrap()
+                );
+            }
         }
         let all_bytes: String = (0u8..128).map(char::from).collect();
         check(&all_bytes);

@@ -32,23 +32,66 @@ const SWEEP_PER_WRITE: usize = 4;
 #[repr(align(128))]
 struct Padded<T>(T);
 
-/// What the hash table holds: the key beside its slot, so a lookup compares the key and loads the entry in
-/// parallel instead of one after the other.
-struct Bucket {
-    /// Keys up to 24 bytes live inline, so comparing them touches no other memory.
-    key: compact_str::CompactString,
-    slot: u32,
+/// Keys up to this many bytes are stored inside the table's bucket.
+const KEY_INLINE: usize = 46;
+
+/// A stored key: in place up to [`KEY_INLINE`] bytes (generated memoization keys such as
+/// `app::users::load(42,"eu")` usually are), so comparing it touches no memory beyond the bucket; longer keys
+/// live on the heap.
+enum KeyStr {
+    Inline { len: u8, bytes: [u8; KEY_INLINE] },
+    Heap(Box<str>),
 }
 
+impl KeyStr {
+    fn new(key: &str) -> KeyStr {
+        if key.len() <= KEY_INLINE {
+            let mut bytes = [0; KEY_INLINE];
+            bytes[..key.len()].copy_from_slice(key.as_bytes());
+            KeyStr::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            KeyStr::Heap(key.into())
+        }
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            KeyStr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            KeyStr::Heap(key) => key.as_bytes(),
+        }
+    }
+
+    #[inline]
+    fn is(&self, key: &str) -> bool {
+        self.as_bytes() == key.as_bytes()
+    }
+
+    /// The key as text (built from a `&str`, so always valid UTF-8).
+    fn as_str(&self) -> &str {
+        match self {
+            KeyStr::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            KeyStr::Heap(key) => key,
+        }
+    }
+}
+
+/// What the hash table holds: the key and everything a read needs, in one bucket, so a hit loads the bucket
+/// and the value and nothing else.
 struct Entry {
-    hash: u64,
-    /// What the entry counts against `max_weight`.
-    weight: usize,
+    key: KeyStr,
     value: Value,
     /// Milliseconds since the epoch; 0 = never.
     expires_at: u64,
     /// Changes on every write: the optimistic-lock token.
     version: u64,
+    /// What the entry counts against `max_weight`.
+    weight: usize,
+    /// Its index in the shard's slot list (the CLOCK ring and the deadline heap refer to entries by slot).
+    slot: u32,
     visited: AtomicBool,
 }
 
@@ -59,8 +102,9 @@ impl Entry {
 }
 
 struct Shard {
-    table: HashTable<Bucket>,
-    slots: Vec<Option<Entry>>,
+    table: HashTable<Entry>,
+    /// The key hash of each occupied slot, so an entry can be found by slot.
+    slots: Vec<Option<u64>>,
     free: Vec<u32>,
     len: usize,
     /// Entries and weight across all shards, shared: the bounds are global, not per shard.
@@ -85,21 +129,33 @@ impl Shard {
         }
     }
 
+    /// The entry stored under `key`, live or not.
+    #[inline]
+    fn lookup(&self, hash: u64, key: &str) -> Option<&Entry> {
+        self.table.find(hash, |e| e.key.is(key))
+    }
+
     #[inline]
     fn find(&self, hash: u64, key: &str) -> Option<u32> {
-        self.table.find(hash, |b| &*b.key == key).map(|b| b.slot)
+        self.lookup(hash, key).map(|e| e.slot)
+    }
+
+    /// The entry in slot `idx`, if the slot is occupied.
+    fn at(&self, idx: u32) -> Option<&Entry> {
+        let hash = (*self.slots.get(idx as usize)?)?;
+        self.table.find(hash, |e| e.slot == idx)
     }
 
     fn entry(&self, idx: u32) -> &Entry {
-        self.slots[idx as usize]
-            .as_ref()
-            .expect("the table only holds indices of occupied slots")
+        self.at(idx)
+            .expect("the table holds an entry for every occupied slot")
     }
 
     fn entry_mut(&mut self, idx: u32) -> &mut Entry {
-        self.slots[idx as usize]
-            .as_mut()
-            .expect("the table only holds indices of occupied slots")
+        let hash = self.slots[idx as usize].expect("only occupied slots are looked up");
+        self.table
+            .find_mut(hash, |e| e.slot == idx)
+            .expect("the table holds an entry for every occupied slot")
     }
 
     /// The slot of a live entry for `key`, removing an expired one on the way.
@@ -114,10 +170,12 @@ impl Shard {
     }
 
     fn remove_slot(&mut self, idx: u32) -> Option<Entry> {
-        let entry = self.slots[idx as usize].take()?;
-        if let Ok(found) = self.table.find_entry(entry.hash, |b| b.slot == idx) {
-            found.remove();
-        }
+        let hash = self.slots.get_mut(idx as usize)?.take()?;
+        let entry = self
+            .table
+            .find_entry(hash, |e| e.slot == idx)
+            .ok()
+            .map(|found| found.remove().0)?;
         self.free.push(idx);
         self.len -= 1;
         self.totals.entries.fetch_sub(1, Ordering::Relaxed);
@@ -148,13 +206,10 @@ impl Shard {
 
     fn rebuild_deadlines(&mut self) {
         self.deadlines = self
-            .slots
+            .table
             .iter()
-            .enumerate()
-            .filter_map(|(i, e)| {
-                let e = e.as_ref()?;
-                (e.expires_at != 0).then_some(Reverse((e.expires_at, i as u32, e.version)))
-            })
+            .filter(|e| e.expires_at != 0)
+            .map(|e| Reverse((e.expires_at, e.slot, e.version)))
             .collect();
     }
 
@@ -171,8 +226,8 @@ impl Shard {
                 break;
             };
             steps += 1;
-            let current = self.slots[idx as usize]
-                .as_ref()
+            let current = self
+                .at(idx)
                 .is_some_and(|e| e.version == version && e.expires_at == at);
             if current {
                 self.remove_slot(idx);
@@ -197,7 +252,7 @@ impl Shard {
             if Some(idx as u32) == keep {
                 continue;
             }
-            if let Some(entry) = &self.slots[idx] {
+            if let Some(entry) = self.at(idx as u32) {
                 if !entry.visited.swap(false, Ordering::Relaxed) {
                     self.remove_slot(idx as u32);
                     return true;
@@ -228,33 +283,28 @@ impl Shard {
             self.track_deadline(idx);
             return (idx, false);
         }
-        let entry = Entry {
-            hash,
-            weight,
-            value,
-            expires_at,
-            version,
-            visited: AtomicBool::new(false),
-        };
         let idx = match self.free.pop() {
             Some(idx) => {
-                self.slots[idx as usize] = Some(entry);
+                self.slots[idx as usize] = Some(hash);
                 idx
             }
             None => {
-                self.slots.push(Some(entry));
+                self.slots.push(Some(hash));
                 (self.slots.len() - 1) as u32
             }
         };
+        let entry = Entry {
+            key: KeyStr::new(key),
+            value,
+            expires_at,
+            version,
+            weight,
+            slot: idx,
+            visited: AtomicBool::new(false),
+        };
         let slots = &self.slots;
-        self.table.insert_unique(
-            hash,
-            Bucket {
-                key: key.into(),
-                slot: idx,
-            },
-            |b| slots[b.slot as usize].as_ref().map_or(0, |e| e.hash),
-        );
+        self.table
+            .insert_unique(hash, entry, |e| slots[e.slot as usize].unwrap_or_default());
         self.len += 1;
         self.totals.entries.fetch_add(1, Ordering::Relaxed);
         self.totals.weight.fetch_add(weight, Ordering::Relaxed);
@@ -559,6 +609,37 @@ impl MemoryBackend {
     }
 }
 
+impl MemoryBackend {
+    /// Lends the live value of `key` to `read` under the shard's read lock; `None` when there is none.
+    ///
+    /// Generic, so [`Cache::get`](crate::Cache::get) inlines its decode into the lookup; `read` must not
+    /// write to this backend.
+    #[inline]
+    pub(crate) fn read<R>(&self, key: &str, read: impl FnOnce(&Value) -> R) -> Option<R> {
+        let hash = self.hash(key);
+        let lock = self.shard(hash);
+        {
+            let shard = lock.read();
+            let entry = shard.lookup(hash, key)?;
+            if entry.live(|| self.clock.now_millis()) {
+                // Write the flag only when it changes, so steady hits write nothing shared.
+                if !entry.visited.load(Ordering::Relaxed) {
+                    entry.visited.store(true, Ordering::Relaxed);
+                }
+                return Some(read(&entry.value));
+            }
+        }
+        self.drop_expired(lock, hash, key);
+        None
+    }
+
+    /// Removes an entry a read found expired, rather than waiting for the sweep.
+    #[cold]
+    fn drop_expired(&self, lock: &RwLock<Shard>, hash: u64, key: &str) {
+        lock.write().find_live(hash, key, &*self.clock);
+    }
+}
+
 impl Backend for MemoryBackend {
     fn name(&self) -> &str {
         "memory"
@@ -585,26 +666,7 @@ impl Backend for MemoryBackend {
         _opts: &CallOptions,
         read: &mut dyn FnMut(&Value),
     ) -> Result<bool> {
-        let hash = self.hash(key);
-        let lock = self.shard(hash);
-        {
-            let shard = lock.read();
-            let Some(idx) = shard.find(hash, key) else {
-                return Ok(false);
-            };
-            let entry = shard.entry(idx);
-            if entry.live(|| self.clock.now_millis()) {
-                // Write the flag only when it changes, so steady hits write nothing shared.
-                if !entry.visited.load(Ordering::Relaxed) {
-                    entry.visited.store(true, Ordering::Relaxed);
-                }
-                read(&entry.value);
-                return Ok(true);
-            }
-        }
-        // Expired: drop it now rather than waiting for the sweep.
-        lock.write().find_live(hash, key, &*self.clock);
-        Ok(false)
+        Ok(self.read(key, |value| read(value)).is_some())
     }
 
     fn set(
@@ -674,8 +736,8 @@ impl Backend for MemoryBackend {
         let hash = self.hash(key);
         let shard = self.shard(hash).read();
         Ok(shard
-            .find(hash, key)
-            .is_some_and(|idx| shard.entry(idx).live(|| self.clock.now_millis())))
+            .lookup(hash, key)
+            .is_some_and(|e| e.live(|| self.clock.now_millis())))
     }
 
     fn increment(&self, key: &str, delta: i64, _opts: &CallOptions) -> Result<i64> {
@@ -759,7 +821,7 @@ impl Backend for MemoryBackend {
             match prefix {
                 None => {
                     removed += shard.len as u64;
-                    let weight: usize = shard.slots.iter().flatten().map(|e| e.weight).sum();
+                    let weight: usize = shard.table.iter().map(|e| e.weight).sum();
                     self.totals.entries.fetch_sub(shard.len, Ordering::Relaxed);
                     self.totals.weight.fetch_sub(weight, Ordering::Relaxed);
                     *shard = Shard::new(self.totals.clone());
@@ -768,8 +830,8 @@ impl Backend for MemoryBackend {
                     let doomed: Vec<u32> = shard
                         .table
                         .iter()
-                        .filter(|b| b.key.starts_with(prefix))
-                        .map(|b| b.slot)
+                        .filter(|e| e.key.as_bytes().starts_with(prefix.as_bytes()))
+                        .map(|e| e.slot)
                         .collect();
                     for idx in doomed {
                         shard.remove_slot(idx);
@@ -790,8 +852,8 @@ impl Backend for MemoryBackend {
                 shard
                     .table
                     .iter()
-                    .filter(|b| shard.entry(b.slot).live(|| now) && glob_match(pattern, &b.key))
-                    .map(|b| b.key.to_string()),
+                    .filter(|e| e.live(|| now) && glob_match(pattern, e.key.as_str()))
+                    .map(|e| e.key.as_str().to_string()),
             );
         }
         Ok(out)
@@ -814,7 +876,7 @@ impl Backend for MemoryBackend {
     fn get_versioned(&self, key: &str, _opts: &CallOptions) -> Result<(Option<Value>, CasToken)> {
         let hash = self.hash(key);
         let shard = self.shard(hash).read();
-        match shard.find(hash, key).map(|idx| shard.entry(idx)) {
+        match shard.lookup(hash, key) {
             Some(e) if e.live(|| self.clock.now_millis()) => {
                 Ok((Some(e.value.clone()), CasToken::Version(e.version)))
             }

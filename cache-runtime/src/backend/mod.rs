@@ -70,7 +70,7 @@ pub struct CallOptions {
 /// cache.set("k", &"v".to_string(), Ttl::Default).unwrap();
 /// assert_eq!(cache.get::<String>("k").unwrap().as_deref(), Some("v"));
 /// ```
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: std::any::Any + Send + Sync + 'static {
     /// The backend's name (`memory`, `redis`, ...), used in errors and logs.
     fn name(&self) -> &str;
 
