@@ -420,14 +420,14 @@ impl<'a> Gen<'a> {
         let rt = &self.rt;
         let cell = self.cell();
         let label = self.label();
-        let key = self.keys().build();
+        let key = self.keys().declare();
         let wrap = self.wrap_hit();
         let call = self.call_uncached(None);
         let stored = self.stored_of(quote!(&__cache_result));
         let ttl = self.ttl();
         quote! {
             let __cache_cell = #cell;
-            let __cache_key = #key;
+            #key
             if let ::core::option::Option::Some(__cache_hit) = #rt::__private::lookup(__cache_cell, #label, &__cache_key) {
                 return #wrap;
             }
@@ -443,7 +443,7 @@ impl<'a> Gen<'a> {
         let rt = &self.rt;
         let cell = self.cell();
         let label = self.label();
-        let key = self.keys().build();
+        let key = self.keys().declare();
         let wrap = self.wrap_hit();
         let call = self.call_uncached(None);
         let stored = self.stored_of(quote!(__cache_result));
@@ -451,7 +451,7 @@ impl<'a> Gen<'a> {
         let lease = self.lease();
         quote! {
             let __cache_cell = #cell;
-            let __cache_key = #key;
+            #key
             if let ::core::option::Option::Some(__cache_hit) = #rt::__private::lookup(__cache_cell, #label, &__cache_key) {
                 return #wrap;
             }
@@ -795,13 +795,13 @@ impl<'a> Gen<'a> {
                 #fill
             };
         }
-        let key = self.keys().build();
+        let key = self.keys().declare();
         let call = self.call_uncached(None);
         let stored = self.stored_of(quote!(&__cache_result));
         let ttl = self.ttl();
         quote! {
             let __cache_cell = #cell;
-            let __cache_key = #key;
+            #key
             let __cache_result = #call;
             if let ::core::option::Option::Some(__cache_value) = #stored {
                 #rt::__private::store(__cache_cell, #label, &__cache_key, __cache_value, #ttl);

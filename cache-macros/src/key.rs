@@ -136,6 +136,18 @@ impl KeyGen<'_> {
         }
     }
 
+    /// Statements declaring `__cache_key`, the `KeyBuf` of one call, written in place: the key text lives on
+    /// the stack, and a block returning it would copy it right after writing it (a copy that, reading bytes
+    /// still in the store buffer, costs more than the writing).
+    pub fn declare(&self) -> TokenStream {
+        let rt = self.rt;
+        let write = self.write();
+        quote! {
+            let mut __cache_key = #rt::__private::KeyBuf::take();
+            #write
+        }
+    }
+
     /// A block evaluating to the `KeyBuf` of one call.
     pub fn build(&self) -> TokenStream {
         let rt = self.rt;

@@ -106,8 +106,11 @@ impl MemoCell {
     }
 
     /// Calls `f` with the function's current cache, or the error resolving it.
+    ///
+    /// `f` is `FnMut` (it runs once) so it is called in place: moving a closure that was just built into an
+    /// `Option` and out again costs a store-forwarding stall on the hot path.
     #[inline]
-    pub fn with<R>(&self, f: impl FnOnce(Result<&Cache>) -> R) -> R {
+    pub fn with<R>(&self, mut f: impl FnMut(Result<&Cache>) -> R) -> R {
         let Some(local) = self.local else {
             let url = self.url.unwrap_or("memory://");
             // A failed build is not remembered: a store that was briefly unavailable (a directory not
@@ -118,19 +121,17 @@ impl MemoCell {
             };
         };
         let generation = caches::generation();
-        let mut f = Some(f);
         let fast = local.try_with(|local| {
             let slot = local.0.try_borrow().ok()?;
             let (resolved_in, cache) = slot.as_ref()?;
             if *resolved_in != generation {
                 return None;
             }
-            f.take().map(|f| f(Ok(cache)))
+            Some(f(Ok(cache)))
         });
         if let Ok(Some(result)) = fast {
             return result;
         }
-        let f = f.expect("`f` is taken only when it runs");
         self.with_shared(|cache| {
             if let Ok(cache) = &cache {
                 let _ = local.try_with(|local| {
@@ -312,7 +313,11 @@ impl ScalarJson<'_> {
     #[inline(always)]
     fn int(self, v: impl itoa::Integer) -> std::result::Result<(), NotScalar> {
         let mut digits = itoa::Buffer::new();
-        self.out.push_str(digits.format(v));
+        // Byte by byte: itoa writes its buffer two bytes at a time, and a wide copy of it straight after would
+        // wait for those stores to land (a store-forwarding stall longer than the whole copy).
+        for digit in digits.format(v).bytes() {
+            self.out.push_byte(digit);
+        }
         Ok(())
     }
 }
@@ -583,6 +588,16 @@ impl KeyText {
             return;
         }
         self.push_heap(text);
+    }
+
+    /// Appends one ASCII byte.
+    #[inline]
+    fn push_byte(&mut self, byte: u8) {
+        debug_assert!(byte.is_ascii());
+        if !self.on_heap && self.inline.try_push(char::from(byte)).is_ok() {
+            return;
+        }
+        self.push_heap(char::from(byte).encode_utf8(&mut [0; 4]));
     }
 
     #[cold]
