@@ -290,3 +290,39 @@ fn a_cache_that_is_down_fails_open() {
         "every key is a miss while the cache is down"
     );
 }
+
+/// Clones of a value, counted.
+static CLONES: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Counted(u32);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        CLONES.fetch_add(1, Ordering::SeqCst);
+        Counted(self.0)
+    }
+}
+
+#[multi_cached(cache = "memory://", keys_from_attr = "ids")]
+fn counted(ids: Vec<u32>) -> HashMap<u32, Counted> {
+    ids.into_iter().map(|id| (id, Counted(id))).collect()
+}
+
+#[test]
+fn fresh_values_are_cloned_once_into_the_store() {
+    let fresh = counted(vec![1, 2, 3]);
+    assert_eq!(fresh.len(), 3);
+    assert_eq!(
+        count(&CLONES),
+        3,
+        "one clone per value, into the object store"
+    );
+    let hit = counted(vec![1, 2, 3]);
+    assert_eq!(hit, fresh);
+    assert_eq!(
+        count(&CLONES),
+        6,
+        "a hit clones each value out of the store"
+    );
+}

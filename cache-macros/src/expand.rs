@@ -531,7 +531,7 @@ impl<'a> Gen<'a> {
             let __cache_pairs: ::std::vec::Vec<(&#rt::__private::KeyBuf, _)> = __cache_missing_at
                 .iter()
                 .filter_map(|&__cache_i| {
-                    #value.map(|__cache_v| (&__cache_keys[__cache_i], ::core::clone::Clone::clone(__cache_v)))
+                    #value.map(|__cache_v| (&__cache_keys[__cache_i], __cache_v))
                 })
                 .collect();
             #rt::__private::multi_store(__cache_cell, #label, &__cache_pairs, #ttl);

@@ -455,16 +455,28 @@ impl Cache {
         pairs: &[(K, T)],
         ttl: impl Into<Ttl>,
     ) -> Result<()> {
+        self.multi_set_refs(
+            pairs.iter().map(|(k, v)| (k.as_ref(), v)).collect(),
+            ttl.into(),
+        )
+    }
+
+    /// [`multi_set`](Cache::multi_set) of borrowed values: each is cloned once, into the store.
+    pub(crate) fn multi_set_refs<T: Cacheable>(
+        &self,
+        pairs: Vec<(&str, &T)>,
+        ttl: Ttl,
+    ) -> Result<()> {
         if pairs.is_empty() {
             return Ok(());
         }
-        let ttl = self.ttl(ttl.into())?;
-        let user_keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_ref()).collect();
+        let ttl = self.ttl(ttl)?;
+        let user_keys: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
         let full: Vec<FullKey<'_>> = user_keys.iter().map(|k| self.full_key(k)).collect();
         let entries = full
             .iter()
-            .zip(pairs)
-            .map(|(k, (_, v))| Ok((&**k, self.encode(v)?)))
+            .zip(&pairs)
+            .map(|(k, (_, v))| Ok((&**k, self.encode(*v)?)))
             .collect::<Result<Vec<_>>>()?;
         self.observe(
             Command::MultiSet,

@@ -1108,22 +1108,23 @@ pub fn multi_lookup<V: Cacheable>(
         .collect()
 }
 
-/// One `multi_set` of the computed values; a cache error is logged and otherwise ignored.
+/// One `multi_set` of the computed values (each cloned once, into the store); a cache error is logged and
+/// otherwise ignored.
 pub fn multi_store<V: Cacheable>(
     cell: &MemoCell,
     function: &str,
-    pairs: &[(&KeyBuf, V)],
+    pairs: &[(&KeyBuf, &V)],
     ttl: Ttl,
 ) {
-    let pairs: Vec<(&str, V)> = pairs
+    let pairs: Vec<(&str, &V)> = pairs
         .iter()
-        .filter_map(|(key, value)| key.as_str().ok().map(|key| (key, value.clone())))
+        .filter_map(|(key, value)| key.as_str().ok().map(|key| (key, *value)))
         .collect();
     if pairs.is_empty() {
         return;
     }
     cell.with(|cache| {
-        if let Err(e) = cache.and_then(|cache| cache.multi_set(&pairs, ttl)) {
+        if let Err(e) = cache.and_then(|cache| cache.multi_set_refs(pairs.clone(), ttl)) {
             log_error(function, "multi_set", &e);
         }
     });
