@@ -190,11 +190,8 @@ impl Shard {
         self.next_version
     }
 
-    fn track_deadline(&mut self, idx: u32) {
-        let (at, version) = {
-            let e = self.entry(idx);
-            (e.expires_at, e.version)
-        };
+    /// Records the deadline `at` (0: none) of the entry in slot `idx` at `version`.
+    fn track_deadline(&mut self, idx: u32, at: u64, version: u64) {
         if at != 0 {
             self.deadlines.push(Reverse((at, idx, version)));
             // Rewriting long-lived keys leaves stale rows behind; rebuild before they outnumber live ones.
@@ -272,15 +269,15 @@ impl Shard {
         expires_at: u64,
     ) -> (u32, bool) {
         let version = self.next_version();
-        if let Some(idx) = self.find(hash, key) {
-            let entry = self.entry_mut(idx);
+        if let Some(entry) = self.table.find_mut(hash, |e| e.key.is(key)) {
             let old_weight = std::mem::replace(&mut entry.weight, weight);
             entry.value = value;
             entry.expires_at = expires_at;
             entry.version = version;
+            let idx = entry.slot;
             self.totals.weight.fetch_add(weight, Ordering::Relaxed);
             self.totals.weight.fetch_sub(old_weight, Ordering::Relaxed);
-            self.track_deadline(idx);
+            self.track_deadline(idx, expires_at, version);
             return (idx, false);
         }
         let idx = match self.free.pop() {
@@ -308,7 +305,7 @@ impl Shard {
         self.len += 1;
         self.totals.entries.fetch_add(1, Ordering::Relaxed);
         self.totals.weight.fetch_add(weight, Ordering::Relaxed);
-        self.track_deadline(idx);
+        self.track_deadline(idx, expires_at, version);
         (idx, true)
     }
 }
@@ -807,7 +804,7 @@ impl Backend for MemoryBackend {
                 let entry = shard.entry_mut(idx);
                 entry.expires_at = expires_at;
                 entry.version = version;
-                shard.track_deadline(idx);
+                shard.track_deadline(idx, expires_at, version);
                 Ok(true)
             }
             None => Ok(false),
