@@ -10,7 +10,8 @@ pub struct Func {
     pub item: ItemFn,
     pub params: Vec<Param>,
     pub ret: Ret,
-    /// Inside an `impl` block: it has a receiver or mentions `Self` (the macro cannot see the block itself).
+    /// Known to be inside an `impl` block: it has a receiver or mentions `Self` (the macro cannot see the block
+    /// itself). Only the default key and doc links depend on it; the generated items are the same either way.
     pub in_impl: bool,
 }
 
@@ -60,11 +61,6 @@ impl Func {
             .iter()
             .filter(|p| !matches!(p, GenericParam::Lifetime(_)))
             .collect()
-    }
-
-    /// True when a parameter is `impl Trait` (explicit generic arguments are then not allowed).
-    pub fn has_impl_trait_param(&self) -> bool {
-        self.params.iter().any(|p| p.is_impl_trait())
     }
 }
 

@@ -29,7 +29,7 @@ use attr::Kind;
 /// }
 ///
 /// assert_eq!(fib(90), 2_880_067_194_370_816_120);
-/// assert_eq!(fib_cache::key(90).unwrap(), "rust_out::fib(90)");
+/// assert_eq!(fib_cache_key(90).unwrap(), "rust_out::fib(90)");
 /// ```
 ///
 /// # Where it runs
@@ -108,13 +108,13 @@ use attr::Kind;
 ///
 /// | free function | in an `impl` | does |
 /// |---|---|---|
-/// | `fib_cache::key(args)` | `fib_cache_key(args)` | the key, `Result<String>` |
-/// | `fib_cache::get(args)` | `fib_cache_get(args)` | the cached value without running the body, `Result<Option<T>>` |
-/// | `fib_cache::set(args, &value)` | `fib_cache_set(args, &value)` | store a value for these arguments |
-/// | `fib_cache::invalidate(args)` | `fib_cache_invalidate(args)` | delete the entry; true if there was one |
-/// | `fib_cache::refresh(args)` | `fib_cache_refresh(args)` | run the body, store, return (fails open) |
-/// | `fib_cache::cache()` | `fib_cache()` | the `Cache` the function uses |
-/// | `fib_cache::uncached(args)` | `fib_uncached(args)` | the original body, no cache |
+/// | `fib_cache_key(args)` | `fib_cache_key(args)` | the key, `Result<String>` |
+/// | `fib_cache_get(args)` | `fib_cache_get(args)` | the cached value without running the body, `Result<Option<T>>` |
+/// | `fib_cache_set(args, &value)` | `fib_cache_set(args, &value)` | store a value for these arguments |
+/// | `fib_cache_invalidate(args)` | `fib_cache_invalidate(args)` | delete the entry; true if there was one |
+/// | `fib_cache_refresh(args)` | `fib_cache_refresh(args)` | run the body, store, return (fails open) |
+/// | `fib_cache()` | `fib_cache()` | the `Cache` the function uses |
+/// | `fib_uncached(args)` | `fib_uncached(args)` | the original body, no cache |
 ///
 /// For `Result` functions `T` is the `Ok` type. The companions report cache errors instead of failing open.
 /// An associated function that neither takes `self` nor mentions `Self` looks like a free function to the macro;
@@ -129,16 +129,16 @@ use attr::Kind;
 /// }
 ///
 /// caches::add("prices", AliasConfig::memory()).unwrap();
-/// assert_eq!(price_cache::key("tea".into(), 2).unwrap(), r#"rust_out::price("tea",2)"#);
-/// assert_eq!(price_cache::get("tea".into(), 2).unwrap(), None);
+/// assert_eq!(price_cache_key("tea".into(), 2).unwrap(), r#"rust_out::price("tea",2)"#);
+/// assert_eq!(price_cache_get("tea".into(), 2).unwrap(), None);
 /// assert_eq!(price("tea".into(), 2), 6);
-/// assert_eq!(price_cache::get("tea".into(), 2).unwrap(), Some(6));
-/// price_cache::set("tea".into(), 2, &100).unwrap();
+/// assert_eq!(price_cache_get("tea".into(), 2).unwrap(), Some(6));
+/// price_cache_set("tea".into(), 2, &100).unwrap();
 /// assert_eq!(price("tea".into(), 2), 100);
-/// assert_eq!(price_cache::refresh("tea".into(), 2), 6);
-/// assert!(price_cache::invalidate("tea".into(), 2).unwrap());
-/// assert_eq!(price_cache::uncached("tea".into(), 3), 9);
-/// assert!(price_cache::cache().unwrap().namespace().is_none());
+/// assert_eq!(price_cache_refresh("tea".into(), 2), 6);
+/// assert!(price_cache_invalidate("tea".into(), 2).unwrap());
+/// assert_eq!(price_uncached("tea".into(), 3), 9);
+/// assert!(price_cache().unwrap().namespace().is_none());
 /// ```
 ///
 /// Methods: `self` is part of the key (unless `noself`), with the type's name, so two impls never share entries.
@@ -201,11 +201,11 @@ use attr::Kind;
 ///
 /// load(&Db, 1);
 /// load(&Db, 1);
-/// let stats = load_cache::cache().unwrap().plugin::<HitMissRatioPlugin>().unwrap();
+/// let stats = load_cache().unwrap().plugin::<HitMissRatioPlugin>().unwrap();
 /// assert_eq!((stats.hits(), stats.total()), (1, 2));
 /// assert_eq!(config("a"), "A");
 /// assert_eq!(config("b"), "A");
-/// assert_eq!(greet_cache::key("Ann").unwrap(), "user:ann");
+/// assert_eq!(greet_cache_key("Ann").unwrap(), "user:ann");
 /// ```
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -243,8 +243,8 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// assert_eq!(names(vec![2, 3])[&3], "user3");
 /// assert_eq!(names(vec![1, 3]).len(), 2); // all hit: no call
 /// assert_eq!(*ASKED.lock().unwrap(), vec![vec![1, 2], vec![3]]);
-/// assert_eq!(names_cache::key(3).unwrap(), "rust_out::names(3)");
-/// assert_eq!(names_cache::get(3).unwrap().as_deref(), Some("user3"));
+/// assert_eq!(names_cache_key(3).unwrap(), "rust_out::names(3)");
+/// assert_eq!(names_cache_get(3).unwrap().as_deref(), Some("user3"));
 /// ```
 #[proc_macro_attribute]
 pub fn multi_cached(args: TokenStream, item: TokenStream) -> TokenStream {

@@ -59,6 +59,20 @@ impl Default for LocalCache {
     }
 }
 
+/// What every cell of one decorated function shares: the macro emits a cell in the function and one in each
+/// companion (a cell is a `static` nested in a function body, so it works in a module and in an `impl` alike),
+/// and they must act as one cache: one derived instance (one set of plugins counting every call), one instance
+/// built from a URL, one single flight per key.
+#[derive(Default)]
+struct Site {
+    derived: ArcSwapOption<Derived>,
+    owned: OnceCell<Cache>,
+}
+
+/// Every [`Site`], by the site id the macro generates (unique per macro invocation). Entries are never removed:
+/// there is one per decorated function in the program.
+static SITES: Lazy<Mutex<HashMap<&'static str, Arc<Site>>>> = Lazy::new(Default::default);
+
 /// The cache of one decorated function, kept in a `static`.
 ///
 /// - An alias without overrides resolves through [`AliasCell`], an alias with overrides through the derived
@@ -67,42 +81,51 @@ impl Default for LocalCache {
 ///   `caches::set_config` changes the generation and is picked up on the next call.
 /// - A URL (`cache = "redis://.."`) builds an instance owned by the function on first use; while it does not
 ///   build, each call logs the error, runs the function uncached, and the next call tries again.
+///
+/// Cells made with the same `site` share that state through a process-wide registry, looked up once per cell.
 pub struct MemoCell {
+    site_id: &'static str,
     alias: AliasCell,
     url: Option<&'static str>,
     setup: Option<Setup>,
     local: Option<&'static LocalKey<LocalCache>>,
-    derived: ArcSwapOption<Derived>,
-    owned: OnceCell<Cache>,
+    site: OnceCell<Arc<Site>>,
 }
 
 impl MemoCell {
     /// The function's cache is the alias's instance, changed by `setup` when given.
     pub const fn alias(
+        site: &'static str,
         alias: &'static str,
         setup: Option<Setup>,
         local: &'static LocalKey<LocalCache>,
     ) -> Self {
         MemoCell {
+            site_id: site,
             alias: AliasCell::new(alias),
             url: None,
             setup,
             local: Some(local),
-            derived: ArcSwapOption::const_empty(),
-            owned: OnceCell::new(),
+            site: OnceCell::new(),
         }
     }
 
     /// The function owns an instance built from `url`, changed by `setup` when given.
-    pub const fn url(url: &'static str, setup: Option<Setup>) -> Self {
+    pub const fn url(site: &'static str, url: &'static str, setup: Option<Setup>) -> Self {
         MemoCell {
+            site_id: site,
             alias: AliasCell::new("default"),
             url: Some(url),
             setup,
             local: None,
-            derived: ArcSwapOption::const_empty(),
-            owned: OnceCell::new(),
+            site: OnceCell::new(),
         }
+    }
+
+    /// The state shared with the other cells of the same site.
+    fn site(&self) -> &Arc<Site> {
+        self.site
+            .get_or_init(|| SITES.lock().entry(self.site_id).or_default().clone())
     }
 
     /// Calls `f` with the function's current cache, or the error resolving it.
@@ -112,7 +135,7 @@ impl MemoCell {
             let url = self.url.unwrap_or("memory://");
             // A failed build is not remembered: a store that was briefly unavailable (a directory not
             // mounted yet, a server not up) is picked up by a later call instead of never.
-            return match self.owned.get_or_try_init(|| self.build_owned(url)) {
+            return match self.site().owned.get_or_try_init(|| self.build_owned(url)) {
                 Ok(cache) => f(Ok(cache)),
                 Err(e) => f(Err(e)),
             };
@@ -156,9 +179,10 @@ impl MemoCell {
         let Some(setup) = self.setup else {
             return self.alias.with(f);
         };
+        let site = self.site();
         let generation = caches::generation();
         {
-            let guard = self.derived.load();
+            let guard = site.derived.load();
             if let Some(derived) = guard.as_ref() {
                 if derived.generation == generation {
                     return f(Ok(&derived.cache));
@@ -169,7 +193,7 @@ impl MemoCell {
             Ok(base) => base,
             Err(e) => return f(Err(e)),
         };
-        let kept = self
+        let kept = site
             .derived
             .load()
             .as_ref()
@@ -187,7 +211,7 @@ impl MemoCell {
             base,
             cache,
         });
-        self.derived.store(Some(derived.clone()));
+        site.derived.store(Some(derived.clone()));
         f(Ok(&derived.cache))
     }
 
@@ -768,7 +792,8 @@ pub fn stampede<T: Cacheable, R>(
     let Ok(text) = key.as_str() else {
         return Flight::Ran(run());
     };
-    let flight_key: FlightKey = (std::ptr::from_ref(cell) as usize, text.into());
+    // By site, not by cell: the function and its `refresh` companion have cells of their own.
+    let flight_key: FlightKey = (Arc::as_ptr(cell.site()) as usize, text.into());
     // Either join the flight already under way for this key, or register this call as its leader.
     enum Role {
         Join(Arc<Slot>),
