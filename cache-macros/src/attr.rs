@@ -222,7 +222,19 @@ fn parse_item(kind: Kind, input: ParseStream<'_>, args: &mut Args) -> syn::Resul
                 "key_builder" => value(input, &name, &mut args.key_builder)?,
                 "serializer" => value(input, &name, &mut args.serializer)?,
                 "skip_cache_func" => value(input, &name, &mut args.skip_cache_func)?,
-                "companions" => value(input, &name, &mut args.companions)?,
+                "companions" => {
+                    let value = input.parse::<LitBool>().map_err(|e| {
+                        syn::Error::new(e.span(), "`companions` takes `true` or `false`")
+                    })?;
+                    set_once(
+                        &mut args.companions,
+                        Arg {
+                            name: name.clone(),
+                            value,
+                        },
+                        &name,
+                    )?;
+                }
                 "crate" => {
                     let path = Path::parse_mod_style(input)?;
                     set_once(

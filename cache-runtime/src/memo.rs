@@ -1048,6 +1048,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cells_of_one_site_share_one_state() {
+        static FUNCTION: MemoCell = MemoCell::url("memo::tests::f@memo.rs:1:1", "memory://", None);
+        static COMPANION: MemoCell = MemoCell::url("memo::tests::f@memo.rs:1:1", "memory://", None);
+        static OTHER: MemoCell = MemoCell::url("memo::tests::g@memo.rs:2:1", "memory://", None);
+        FUNCTION
+            .cache()
+            .unwrap()
+            .set("k", &1u32, Ttl::Default)
+            .unwrap();
+        assert_eq!(COMPANION.cache().unwrap().get::<u32>("k").unwrap(), Some(1));
+        assert_eq!(OTHER.cache().unwrap().get::<u32>("k").unwrap(), None);
+        assert!(Arc::ptr_eq(FUNCTION.site(), COMPANION.site()));
+        assert!(!Arc::ptr_eq(FUNCTION.site(), OTHER.site()));
+    }
+
+    #[test]
     fn keys_are_json_arguments_in_parentheses() {
         let mut key = KeyBuf::take();
         key.push("app::f");
