@@ -299,10 +299,11 @@ fn a_url_instance_is_shared_by_the_function_and_its_companions() {
 static BATCH_CALLS: AtomicUsize = AtomicUsize::new(0);
 static STAMPEDE_CALLS: AtomicUsize = AtomicUsize::new(0);
 static SHAPE_CALLS: AtomicUsize = AtomicUsize::new(0);
+static UNIT_CALLS: AtomicUsize = AtomicUsize::new(0);
 
 impl Math {
     #[multi_cached(alias = "assoc_multi", keys_from_attr = "ids")]
-    fn labels(prefix: &str, ids: &[u32]) -> HashMap<u32, String> {
+    fn labels<'a>(prefix: &'a str, ids: &'a [u32]) -> HashMap<u32, String> {
         bump(&BATCH_CALLS);
         ids.iter()
             .map(|id| (*id, format!("{prefix}{id}")))
@@ -325,6 +326,16 @@ impl Math {
         text.push('0');
         let n: u32 = text.parse()?;
         Ok(a + b + n)
+    }
+
+    /// No return value, an early `return`.
+    #[cached(alias = "assoc_shapes")]
+    fn touch(n: u32) {
+        bump(&UNIT_CALLS);
+        if n == 0 {
+            return;
+        }
+        bump(&UNIT_CALLS);
     }
 }
 
@@ -362,4 +373,56 @@ fn patterns_mut_return_and_question_mark_keep_their_meaning() {
     assert_eq!(count(&SHAPE_CALLS), 4, "errors are not cached");
     assert_eq!(Math::parse_sum((1, 2), "4".into()), Ok(43));
     assert_eq!(count(&SHAPE_CALLS), 4);
+
+    Math::touch(0);
+    Math::touch(0);
+    Math::touch(1);
+    Math::touch(1);
+    assert_eq!(
+        count(&UNIT_CALLS),
+        3,
+        "`()` is cached; the early return ran one bump"
+    );
+}
+
+#[derive(Serialize, Clone)]
+struct Counter {
+    n: u32,
+}
+
+static RECEIVER_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+impl Counter {
+    /// A `mut self` receiver the body changes.
+    #[cached(alias = "assoc_receivers")]
+    fn bumped(mut self, by: u32) -> u32 {
+        bump(&RECEIVER_CALLS);
+        self.n += by;
+        self.n
+    }
+
+    /// An `impl Trait` argument left out of the key, in a function that does not mention `Self`.
+    #[cached(alias = "assoc_receivers", skip(label))]
+    fn shown(label: impl std::fmt::Display, n: u32) -> String {
+        bump(&RECEIVER_CALLS);
+        format!("{label}{n}")
+    }
+}
+
+#[test]
+fn mut_self_and_impl_trait_arguments() {
+    caches::add("assoc_receivers", AliasConfig::memory()).unwrap();
+    assert_eq!(Counter { n: 1 }.bumped(2), 3);
+    assert_eq!(Counter { n: 1 }.bumped(2), 3);
+    assert_eq!(count(&RECEIVER_CALLS), 1);
+    assert_eq!(Counter { n: 1 }.bumped_cache_refresh(2), 3);
+    assert_eq!(Counter { n: 5 }.bumped_uncached(1), 6);
+    assert_eq!(count(&RECEIVER_CALLS), 3);
+    assert_eq!(Counter::shown("n=", 1), "n=1");
+    assert_eq!(
+        Counter::shown('#', 1),
+        "n=1",
+        "the label is not part of the key"
+    );
+    assert_eq!(count(&RECEIVER_CALLS), 4);
 }

@@ -71,7 +71,7 @@ pub struct Param {
     /// The name generated code uses: the parameter's own identifier, or `__cache_argN` for a pattern or an
     /// `_unused` name (which lints would flag once generated code passes it on).
     pub binding: Ident,
-    /// The pattern as written (kept on the uncached body).
+    /// The pattern as written (restored inside the body, and kept on `_uncached`).
     pub pat: Pat,
     pub ty: Type,
 }

@@ -90,6 +90,8 @@ pub struct MemoCell {
     setup: Option<Setup>,
     local: Option<&'static LocalKey<LocalCache>>,
     site: OnceCell<Arc<Site>>,
+    /// This cell's handle on the site's URL-built instance: a call reads one `OnceCell`, not two.
+    owned: OnceCell<Cache>,
 }
 
 impl MemoCell {
@@ -107,6 +109,7 @@ impl MemoCell {
             setup,
             local: Some(local),
             site: OnceCell::new(),
+            owned: OnceCell::new(),
         }
     }
 
@@ -119,6 +122,7 @@ impl MemoCell {
             setup,
             local: None,
             site: OnceCell::new(),
+            owned: OnceCell::new(),
         }
     }
 
@@ -135,7 +139,13 @@ impl MemoCell {
             let url = self.url.unwrap_or("memory://");
             // A failed build is not remembered: a store that was briefly unavailable (a directory not
             // mounted yet, a server not up) is picked up by a later call instead of never.
-            return match self.site().owned.get_or_try_init(|| self.build_owned(url)) {
+            let owned = self.owned.get_or_try_init(|| {
+                self.site()
+                    .owned
+                    .get_or_try_init(|| self.build_owned(url))
+                    .cloned()
+            });
+            return match owned {
                 Ok(cache) => f(Ok(cache)),
                 Err(e) => f(Err(e)),
             };
@@ -714,24 +724,24 @@ impl<T, E> ResultParts for std::result::Result<T, E> {
 
 // Companion API: errors are returned, not swallowed.
 
-/// The key as a string (companion `key`).
+/// The key as a string (the `*_cache_key` companion).
 pub fn key_string(key: KeyBuf) -> Result<String> {
     key.into_string()
 }
 
-/// Reads without running the function (companion `get`).
+/// Reads without running the function (the `*_cache_get` companion).
 pub fn get<T: Cacheable>(cell: &MemoCell, key: &KeyBuf) -> Result<Option<T>> {
     let key = key.as_str()?;
     cell.with(|cache| cache?.get::<T>(key))
 }
 
-/// Writes a value for the arguments (companion `set`).
+/// Writes a value for the arguments (the `*_cache_set` companion).
 pub fn set<T: Cacheable>(cell: &MemoCell, key: &KeyBuf, value: &T, ttl: Ttl) -> Result<()> {
     let key = key.as_str()?;
     cell.with(|cache| cache?.set(key, value, ttl))
 }
 
-/// Deletes the entry of the arguments (companion `invalidate`); true if there was one.
+/// Deletes the entry of the arguments (the `*_cache_invalidate` companion); true if there was one.
 pub fn invalidate(cell: &MemoCell, key: &KeyBuf) -> Result<bool> {
     let key = key.as_str()?;
     cell.with(|cache| cache?.delete(key).map(|n| n > 0))
