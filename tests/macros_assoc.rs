@@ -426,3 +426,43 @@ fn mut_self_and_impl_trait_arguments() {
     );
     assert_eq!(count(&RECEIVER_CALLS), 4);
 }
+
+static RACED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+impl Math {
+    #[cached(alias = "assoc_race", plugins = [HitMissRatioPlugin::new()])]
+    fn raced(n: u32) -> u32 {
+        bump(&RACED_CALLS);
+        n + 1
+    }
+}
+
+#[test]
+fn the_function_and_a_companion_resolving_together_build_one_plugin_instance() {
+    caches::add("assoc_race", AliasConfig::memory()).unwrap();
+    let start = std::sync::Barrier::new(8);
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let start = &start;
+            s.spawn(move || {
+                start.wait();
+                if i % 2 == 0 {
+                    assert_eq!(Math::raced(1), 2);
+                } else {
+                    let cached = Math::raced_cache_get(1).unwrap();
+                    assert!(cached.is_none() || cached == Some(2));
+                }
+            });
+        }
+    });
+    let stats = Math::raced_cache()
+        .unwrap()
+        .plugin::<HitMissRatioPlugin>()
+        .unwrap();
+    assert_eq!(
+        stats.total(),
+        8,
+        "every thread's first lookup went through the one instance"
+    );
+    assert!(count(&RACED_CALLS) >= 1);
+}

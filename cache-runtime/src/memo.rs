@@ -66,6 +66,8 @@ impl Default for LocalCache {
 #[derive(Default)]
 struct Site {
     derived: ArcSwapOption<Derived>,
+    /// Held while `derived` is rebuilt (on a change of the alias table, never on a hit).
+    building: Mutex<()>,
     owned: OnceCell<Cache>,
 }
 
@@ -199,22 +201,28 @@ impl MemoCell {
                 }
             }
         }
-        let base = match caches::get(self.alias.alias()) {
-            Ok(base) => base,
-            Err(e) => return f(Err(e)),
-        };
-        let kept = site
-            .derived
-            .load()
+        match self.derive_for(site, setup, generation) {
+            Ok(derived) => f(Ok(&derived.cache)),
+            Err(e) => f(Err(e)),
+        }
+    }
+
+    /// The site's derived instance for `generation`, built once: cells resolving together (the function on one
+    /// thread, a companion on another) must not each build one, or each thread would keep its own plugins.
+    fn derive_for(&self, site: &Site, setup: Setup, generation: u64) -> Result<Arc<Derived>> {
+        let _one_builder = site.building.lock();
+        let current = site.derived.load_full();
+        if let Some(derived) = current.as_ref().filter(|d| d.generation == generation) {
+            return Ok(derived.clone());
+        }
+        let base = caches::get(self.alias.alias())?;
+        let kept = current
             .as_ref()
             .filter(|derived| derived.base.same_instance(&base))
             .map(|derived| derived.cache.clone());
         let cache = match kept {
             Some(cache) => cache,
-            None => match setup(&base) {
-                Ok(cache) => cache,
-                Err(e) => return f(Err(e)),
-            },
+            None => setup(&base)?,
         };
         let derived = Arc::new(Derived {
             generation,
@@ -222,7 +230,7 @@ impl MemoCell {
             cache,
         });
         site.derived.store(Some(derived.clone()));
-        f(Ok(&derived.cache))
+        Ok(derived)
     }
 
     /// The function's cache (a clone of the handle).
