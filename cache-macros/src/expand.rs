@@ -179,7 +179,7 @@ impl<'a> Gen<'a> {
         }
     }
 
-    /// A statement binding `__cache_result` (of type `ty` when given) to one run of the user's body.
+    /// A statement binding `result` (of type `ty` when given) to one run of the user's body.
     fn run_body(
         &self,
         result: TokenStream,
