@@ -230,10 +230,10 @@ fn hit_two_threads(c: &mut Criterion) {
 
 fn breakdown(c: &mut Criterion) {
     let keys = warm();
-    let cache = ours_cache::cache().expect("the alias resolves");
+    let cache = ours_cache().expect("the alias resolves");
     let full: Vec<String> = keys
         .iter()
-        .map(|(a, b)| ours_cache::key(*a, b.clone()).expect("a key"))
+        .map(|(a, b)| ours_cache_key(*a, b.clone()).expect("a key"))
         .collect();
     let mut group = c.benchmark_group("macros/breakdown");
     group.bench_function("clone_string_argument", |bench| {

@@ -48,7 +48,7 @@ fn benches(c: &mut Criterion) {
         assert_eq!(lookup(i), value()); // fill the #[cached] entries
     }
     let memo_keys: Vec<String> = (0..KEYS)
-        .map(|i| format!("bench:{}", lookup_cache::key(i).unwrap()))
+        .map(|i| format!("bench:{}", lookup_cache_key(i).unwrap()))
         .collect();
 
     let mut g = c.benchmark_group("redis_get_hit");

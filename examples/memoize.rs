@@ -70,7 +70,7 @@ fn main() {
         "fib(150) = {f} in {:?} (each fib(n) computed once)",
         started.elapsed()
     );
-    println!("its cache key: {}", fib_cache::key(150).expect("a key"));
+    println!("its cache key: {}", fib_cache_key(150).expect("a key"));
 
     let catalog = Catalog {
         region: "eu".into(),
@@ -96,7 +96,7 @@ fn main() {
     );
     println!(
         "cached for \"12\": {:?}",
-        parse_quantity_cache::get("12".into()).expect("the cache answers")
+        parse_quantity_cache_get("12".into()).expect("the cache answers")
     );
 
     println!("names([1, 2]):");

@@ -89,15 +89,15 @@ fn default_keys_are_readable_and_unambiguous() {
         "different argument splits never share an entry"
     );
     assert_eq!(
-        join_cache::key("a,b".into(), "c".into()).unwrap(),
+        join_cache_key("a,b".into(), "c".into()).unwrap(),
         r#"macros::join("a,b","c")"#
     );
     assert_eq!(
-        join_cache::key("a".into(), "b,c".into()).unwrap(),
+        join_cache_key("a".into(), "b,c".into()).unwrap(),
         r#"macros::join("a","b,c")"#
     );
     assert_eq!(
-        join_cache::key("quote\"".into(), "back\\slash".into()).unwrap(),
+        join_cache_key("quote\"".into(), "back\\slash".into()).unwrap(),
         r#"macros::join("quote\"","back\\slash")"#
     );
 }
@@ -137,7 +137,7 @@ fn reference_arguments_key_by_value() {
     assert_eq!(run_query(&q, &["a"], Some(1)), 7);
     assert_eq!(count(&QUERY_CALLS), 2);
     assert_eq!(
-        run_query_cache::key(&q, &["a"], Some(1)).unwrap(),
+        run_query_cache_key(&q, &["a"], Some(1)).unwrap(),
         r#"macros::run_query({"table":"users","limit":10},["a"],1)"#
     );
 }
@@ -190,7 +190,7 @@ fn generic_functions_key_by_type_arguments() {
         "u8 and u64 have their own entries"
     );
     assert_eq!(
-        describe_cache::key(1u8).unwrap(),
+        describe_cache_key(1u8).unwrap(),
         "macros::describe::<u8>(1)"
     );
 
@@ -203,7 +203,7 @@ fn generic_functions_key_by_type_arguments() {
         "a type parameter only in the return still separates entries"
     );
     assert_eq!(
-        default_of_cache::key::<String>().unwrap(),
+        default_of_cache_key::<String>().unwrap(),
         "macros::default_of::<alloc::string::String>()"
     );
 }
@@ -353,8 +353,8 @@ fn results_store_only_ok() {
     assert!(parse("x".into()).is_err());
     assert!(parse("x".into()).is_err());
     assert_eq!(count(&PARSE_CALLS), 3, "errors are never cached");
-    assert_eq!(parse_cache::get("x".into()).unwrap(), None);
-    assert_eq!(parse_cache::get("12".into()).unwrap(), Some(12));
+    assert_eq!(parse_cache_get("x".into()).unwrap(), None);
+    assert_eq!(parse_cache_get("12".into()).unwrap(), Some(12));
 
     assert_eq!(read_len("abc".into()).unwrap(), 3);
     assert_eq!(read_len("abc".into()).unwrap(), 3);
@@ -443,14 +443,14 @@ fn skip_key_and_key_builder() {
     assert_eq!(count(&SKIP_CALLS), 1);
     assert_eq!(log, vec!["loaded 1"]);
     assert_eq!(
-        user_name_cache::key(&Connection, &mut log, 1).unwrap(),
+        user_name_cache_key(&Connection, &mut log, 1).unwrap(),
         "macros::user_name(1)"
     );
 
     assert_eq!(load_config(&mut [1]), 7);
     assert_eq!(load_config(&mut [2]), 7);
     assert_eq!(count(&FIXED_CALLS), 1, "a fixed key ignores the arguments");
-    assert_eq!(load_config_cache::key(&mut []).unwrap(), "config:main");
+    assert_eq!(load_config_cache_key(&mut []).unwrap(), "config:main");
 
     assert_eq!(profile(13), 3);
     assert_eq!(profile(23), 3);
@@ -460,7 +460,7 @@ fn skip_key_and_key_builder() {
     assert_eq!(greet("ANN", 1), "hello Ann", "the key builder folds case");
     assert_eq!(count(&BUILDER_CALLS), 1);
     assert_eq!(count(&BUILDER_KEYS), 2, "one key built per call");
-    assert_eq!(greet_cache::key("X", 2).unwrap(), "greet:x:2");
+    assert_eq!(greet_cache_key("X", 2).unwrap(), "greet:x:2");
 }
 
 static NS_CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -483,7 +483,7 @@ fn namespace_serializer_and_plugins_override_the_alias() {
     assert_eq!(report(1), vec![1, 1, 1]);
     assert_eq!(report(1), vec![1, 1, 1]);
     assert_eq!(count(&NS_CALLS), 1);
-    let cache = report_cache::cache().unwrap();
+    let cache = report_cache().unwrap();
     assert_eq!(cache.namespace(), Some("reports"));
     assert_eq!(cache.serializer().name(), "json");
     let ratio = cache.plugin::<HitMissRatioPlugin>().unwrap();
@@ -492,7 +492,7 @@ fn namespace_serializer_and_plugins_override_the_alias() {
     let alias = caches::get("macros_ns").unwrap();
     let stored = alias
         .without_namespace()
-        .get_stored(&format!("reports:{}", report_cache::key(1).unwrap()))
+        .get_stored(&format!("reports:{}", report_cache_key(1).unwrap()))
         .unwrap()
         .unwrap();
     assert_eq!(stored.as_bytes(), Some(&b"[1,1,1]"[..]));
@@ -534,12 +534,12 @@ fn cache_url_gives_the_function_its_own_instance() {
     assert_eq!(owned(1), 2);
     assert_eq!(owned(1), 2);
     assert_eq!(count(&OWNED_CALLS), 1);
-    let cache = owned_cache::cache().unwrap();
+    let cache = owned_cache().unwrap();
     assert_eq!(cache.namespace(), Some("owned"));
-    assert!(cache.exists(&owned_cache::key(1).unwrap()).unwrap());
+    assert!(cache.exists(&owned_cache_key(1).unwrap()).unwrap());
     assert!(!caches::get("default")
         .unwrap()
-        .exists(&owned_cache::key(1).unwrap())
+        .exists(&owned_cache_key(1).unwrap())
         .unwrap());
 }
 
@@ -596,12 +596,12 @@ fn alias_changes_take_effect_between_calls() {
     switched(1);
     switched(1);
     assert_eq!(count(&SWITCH_CALLS), 1);
-    assert_eq!(switched_cache::cache().unwrap().namespace(), Some("one"));
+    assert_eq!(switched_cache().unwrap().namespace(), Some("one"));
 
     caches::add("macros_switch", AliasConfig::memory().namespace("two")).unwrap();
     switched(1);
     assert_eq!(count(&SWITCH_CALLS), 2, "a new instance starts empty");
-    assert_eq!(switched_cache::cache().unwrap().namespace(), Some("two"));
+    assert_eq!(switched_cache().unwrap().namespace(), Some("two"));
     switched(1);
     assert_eq!(count(&SWITCH_CALLS), 2);
 }
@@ -639,7 +639,7 @@ fn cache_errors_fail_open() {
         "the body runs on every call while the cache is down"
     );
     assert!(
-        resilient_cache::get(2).is_err(),
+        resilient_cache_get(2).is_err(),
         "the companion API reports the error"
     );
 
@@ -667,8 +667,8 @@ fn decode_failures_are_misses_and_get_rewritten() {
         AliasConfig::memory().serializer(cache_runtime::SerializerConfig::new("json")),
     )
     .unwrap();
-    let cache = decoded_cache::cache().unwrap();
-    let key = decoded_cache::key(1).unwrap();
+    let cache = decoded_cache().unwrap();
+    let key = decoded_cache_key(1).unwrap();
     cache
         .set_stored(&key, Value::Bytes(b"not json".to_vec()), Ttl::Default)
         .unwrap();
@@ -695,14 +695,14 @@ fn price(item: String, qty: u32) -> u64 {
 #[test]
 fn companion_api_of_a_free_function() {
     caches::add("macros_companion", AliasConfig::memory()).unwrap();
-    let key = price_cache::key("tea".into(), 2).unwrap();
+    let key = price_cache_key("tea".into(), 2).unwrap();
     assert_eq!(key, r#"macros::price("tea",2)"#);
-    assert_eq!(price_cache::get("tea".into(), 2).unwrap(), None);
+    assert_eq!(price_cache_get("tea".into(), 2).unwrap(), None);
     assert_eq!(price("tea".into(), 2), 6);
-    assert_eq!(price_cache::get("tea".into(), 2).unwrap(), Some(6));
+    assert_eq!(price_cache_get("tea".into(), 2).unwrap(), Some(6));
     assert_eq!(count(&PRICE_CALLS), 1);
 
-    price_cache::set("tea".into(), 2, &100).unwrap();
+    price_cache_set("tea".into(), 2, &100).unwrap();
     assert_eq!(
         price("tea".into(), 2),
         100,
@@ -710,18 +710,18 @@ fn companion_api_of_a_free_function() {
     );
     assert_eq!(count(&PRICE_CALLS), 1);
 
-    assert_eq!(price_cache::refresh("tea".into(), 2), 6);
+    assert_eq!(price_cache_refresh("tea".into(), 2), 6);
     assert_eq!(count(&PRICE_CALLS), 2);
     assert_eq!(price("tea".into(), 2), 6);
 
-    assert!(price_cache::invalidate("tea".into(), 2).unwrap());
-    assert!(!price_cache::invalidate("tea".into(), 2).unwrap());
+    assert!(price_cache_invalidate("tea".into(), 2).unwrap());
+    assert!(!price_cache_invalidate("tea".into(), 2).unwrap());
     assert_eq!(price("tea".into(), 2), 6);
     assert_eq!(count(&PRICE_CALLS), 3);
 
-    assert_eq!(price_cache::uncached("tea".into(), 2), 6);
+    assert_eq!(price_uncached("tea".into(), 2), 6);
     assert_eq!(count(&PRICE_CALLS), 4, "the uncached body always runs");
-    let cache = price_cache::cache().unwrap();
+    let cache = price_cache().unwrap();
     assert!(cache.exists(&key).unwrap());
 }
 
@@ -800,7 +800,7 @@ fn destructuring_and_mut_parameters() {
     assert_eq!(sum_pair((1, 2), 0), 4);
     assert_eq!(count(&PATTERN_CALLS), 1);
     assert_eq!(
-        sum_pair_cache::key((1, 2), 0).unwrap(),
+        sum_pair_cache_key((1, 2), 0).unwrap(),
         "macros::sum_pair([1,2],0)"
     );
 }
@@ -881,7 +881,7 @@ fn with_nested_impl(n: u32) -> u32 {
 fn nested_items_naming_self_keep_a_function_free() {
     caches::add("macros_nested_impl", AliasConfig::memory()).unwrap();
     assert_eq!(with_nested_impl(1), 2);
-    assert_eq!(with_nested_impl_cache::get(1).unwrap(), Some(2));
+    assert_eq!(with_nested_impl_cache_get(1).unwrap(), Some(2));
 }
 
 #[forbid(unused_variables)]
@@ -912,7 +912,7 @@ fn function_plugins_survive_changes_to_other_aliases() {
     caches::add("macros_kept_unrelated", AliasConfig::memory()).unwrap();
     assert_eq!(kept_stats(1), 2);
     assert_eq!(count(&KEPT_CALLS), 1);
-    let ratio = kept_stats_cache::cache()
+    let ratio = kept_stats_cache()
         .unwrap()
         .plugin::<HitMissRatioPlugin>()
         .unwrap();

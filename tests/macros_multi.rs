@@ -142,7 +142,7 @@ fn btree_sets_by_reference_and_other_arguments_in_the_key() {
     );
     assert_eq!(BTREE_SEEN.lock().len(), 2);
     assert_eq!(
-        lengths_cache::key("ab".into(), 10).unwrap(),
+        lengths_cache_key("ab".into(), 10).unwrap(),
         r#"macros_multi::lengths("ab",10)"#
     );
 }
@@ -173,7 +173,7 @@ fn slices_by_reference_and_key_builder_once_per_element() {
     assert_eq!(items(&[3, 4]), HashMap::from([(3, 30), (4, 40)]));
     assert_eq!(count(&SLICE_KEYS), 5);
     assert_eq!(*SLICE_SEEN.lock(), vec![vec![1, 2, 3], vec![4]]);
-    let cache = items_cache::cache().unwrap();
+    let cache = items_cache().unwrap();
     assert_eq!(cache.get::<u32>("item:4").unwrap(), Some(40));
 }
 
@@ -193,7 +193,7 @@ fn two_functions_never_share_entries() {
     assert_eq!(doubled(vec![5])[&5], 10);
     assert_eq!(tripled(vec![5])[&5], 15);
     assert_eq!(doubled(vec![5])[&5], 10);
-    assert_eq!(doubled_cache::key(5).unwrap(), "macros_multi::doubled(5)");
+    assert_eq!(doubled_cache_key(5).unwrap(), "macros_multi::doubled(5)");
 }
 
 #[test]
@@ -249,22 +249,18 @@ fn flags(ids: Vec<u8>) -> BTreeMap<u8, bool> {
 #[test]
 fn companion_api_works_per_key() {
     caches::add("multi_companion", AliasConfig::memory()).unwrap();
-    assert_eq!(flags_cache::get(2).unwrap(), None);
-    flags_cache::set(2, &false).unwrap();
+    assert_eq!(flags_cache_get(2).unwrap(), None);
+    flags_cache_set(2, &false).unwrap();
     assert_eq!(flags(vec![2, 3]), BTreeMap::from([(2, false), (3, false)]));
     assert_eq!(*COMPANION_SEEN.lock(), vec![vec![3]]);
-    assert!(flags_cache::invalidate(2).unwrap());
+    assert!(flags_cache_invalidate(2).unwrap());
     assert_eq!(
-        flags_cache::refresh(vec![2, 3]),
+        flags_cache_refresh(vec![2, 3]),
         BTreeMap::from([(2, true), (3, false)])
     );
-    assert_eq!(flags_cache::get(2).unwrap(), Some(true));
-    assert_eq!(flags_cache::uncached(vec![4]), BTreeMap::from([(4, true)]));
-    assert_eq!(
-        flags_cache::get(4).unwrap(),
-        None,
-        "uncached stores nothing"
-    );
+    assert_eq!(flags_cache_get(2).unwrap(), Some(true));
+    assert_eq!(flags_uncached(vec![4]), BTreeMap::from([(4, true)]));
+    assert_eq!(flags_cache_get(4).unwrap(), None, "uncached stores nothing");
 }
 
 static DOWN_SEEN: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());

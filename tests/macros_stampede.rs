@@ -90,15 +90,15 @@ fn errors_are_not_shared_or_cached() {
     assert_eq!(flaky(3), Ok(3));
     assert_eq!(flaky(3), Ok(3));
     assert_eq!(ERR_CALLS.load(Ordering::SeqCst), 2);
-    assert_eq!(flaky_cache::get(3).unwrap(), Some(3));
+    assert_eq!(flaky_cache_get(3).unwrap(), Some(3));
 }
 
 #[test]
 fn the_lock_is_released_after_the_run() {
     caches::add("stampede_lock", AliasConfig::memory()).unwrap();
     assert_eq!(locked(2), 4);
-    let cache = locked_cache::cache().unwrap();
-    let key = locked_cache::key(2).unwrap();
+    let cache = locked_cache().unwrap();
+    let key = locked_cache_key(2).unwrap();
     assert!(!cache.exists(&format!("{key}-lock")).unwrap());
     assert_eq!(cache.get::<u64>(&key).unwrap(), Some(4));
 }

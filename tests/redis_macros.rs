@@ -58,7 +58,7 @@ fn a_cached_hit_is_exactly_one_get() {
     assert_eq!(count(&SQUARE_CALLS), 1);
 
     // Stored as JSON under the namespace, with the TTL in milliseconds.
-    let key = format!("memo:{}", square_cache::key(7).unwrap());
+    let key = format!("memo:{}", square_cache_key(7).unwrap());
     let stored: String = redis::cmd("GET").arg(&key).query(&mut admin).unwrap();
     assert_eq!(stored, "49");
     let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut admin).unwrap();
@@ -140,7 +140,7 @@ fn decorated_functions_fail_open_while_the_server_is_down() {
     assert!(started.elapsed() < NO_HANG);
     assert_eq!(count(&DOUBLE_CALLS), 6, "every call ran the body");
     assert!(
-        double_cache::get(2).is_err(),
+        double_cache_get(2).is_err(),
         "the companion API reports the error"
     );
 
@@ -167,14 +167,14 @@ fn a_corrupted_entry_is_a_miss_and_gets_rewritten() {
     let server = support::redis_server();
     let mut admin = admin(server.port);
     caches::add("redis_corrupt", alias(server.port)).unwrap();
-    let key = format!("memo:{}", profile_cache::key(1).unwrap());
+    let key = format!("memo:{}", profile_cache_key(1).unwrap());
     let _: () = redis::cmd("SET")
         .arg(&key)
         .arg("\u{0}garbage")
         .query(&mut admin)
         .unwrap();
     assert!(matches!(
-        profile_cache::get(1),
+        profile_cache_get(1),
         Err(Error::Deserialize { .. })
     ));
     assert_eq!(profile(1)["id"], 1);

@@ -10,7 +10,8 @@ pub struct Func {
     pub item: ItemFn,
     pub params: Vec<Param>,
     pub ret: Ret,
-    /// Inside an `impl` block: it has a receiver or mentions `Self` (the macro cannot see the block itself).
+    /// Known to be inside an `impl` block: it has a receiver or mentions `Self` (the macro cannot see the block
+    /// itself). Only the default key and doc links depend on it; the generated items are the same either way.
     pub in_impl: bool,
 }
 
@@ -61,11 +62,6 @@ impl Func {
             .filter(|p| !matches!(p, GenericParam::Lifetime(_)))
             .collect()
     }
-
-    /// True when a parameter is `impl Trait` (explicit generic arguments are then not allowed).
-    pub fn has_impl_trait_param(&self) -> bool {
-        self.params.iter().any(|p| p.is_impl_trait())
-    }
 }
 
 /// One typed parameter.
@@ -75,7 +71,7 @@ pub struct Param {
     /// The name generated code uses: the parameter's own identifier, or `__cache_argN` for a pattern or an
     /// `_unused` name (which lints would flag once generated code passes it on).
     pub binding: Ident,
-    /// The pattern as written (kept on the uncached body).
+    /// The pattern as written (restored inside the body, and kept on `_uncached`).
     pub pat: Pat,
     pub ty: Type,
 }

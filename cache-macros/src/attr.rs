@@ -7,7 +7,7 @@ use proc_macro2::{TokenStream, TokenTree};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{Expr, ExprArray, Ident, LitStr, Path, Token};
+use syn::{Expr, ExprArray, Ident, LitBool, LitStr, Path, Token};
 
 use crate::valid::Errors;
 
@@ -43,6 +43,7 @@ impl Kind {
                 "serializer",
                 "plugins",
                 "skip_cache_func",
+                "companions",
                 "crate",
             ],
             Kind::MultiCached => &[
@@ -57,6 +58,7 @@ impl Kind {
                 "serializer",
                 "plugins",
                 "skip_cache_func",
+                "companions",
                 "crate",
             ],
             Kind::Stampede => &[
@@ -72,6 +74,7 @@ impl Kind {
                 "serializer",
                 "plugins",
                 "skip_cache_func",
+                "companions",
                 "crate",
             ],
         }
@@ -101,6 +104,8 @@ pub struct Args {
     pub krate: Option<Arg<Path>>,
     pub keys_from_attr: Option<Arg<LitStr>>,
     pub lease: Option<Arg<Expr>>,
+    /// `companions = false`: only the function itself (a trait impl takes no extra items).
+    pub companions: Option<Arg<LitBool>>,
 }
 
 impl Args {
@@ -114,6 +119,11 @@ impl Args {
             }
         }
         args
+    }
+
+    /// True when `companions = false` was given.
+    pub fn companions_off(&self) -> bool {
+        self.companions.as_ref().is_some_and(|a| !a.value.value)
     }
 
     /// The path generated code reaches the runtime through.
@@ -212,6 +222,19 @@ fn parse_item(kind: Kind, input: ParseStream<'_>, args: &mut Args) -> syn::Resul
                 "key_builder" => value(input, &name, &mut args.key_builder)?,
                 "serializer" => value(input, &name, &mut args.serializer)?,
                 "skip_cache_func" => value(input, &name, &mut args.skip_cache_func)?,
+                "companions" => {
+                    let value = input.parse::<LitBool>().map_err(|e| {
+                        syn::Error::new(e.span(), "`companions` takes `true` or `false`")
+                    })?;
+                    set_once(
+                        &mut args.companions,
+                        Arg {
+                            name: name.clone(),
+                            value,
+                        },
+                        &name,
+                    )?;
+                }
                 "crate" => {
                     let path = Path::parse_mod_style(input)?;
                     set_once(

@@ -1,13 +1,16 @@
 //! Code generation from the validated model. Infallible: every rule was checked by `valid`.
 //!
-//! For `fn fib(n: u64) -> u64` at module level this emits:
-//! - `fn fib(n)`: build the key, look it up, on a miss call the uncached body and store its result;
-//! - `enum fib_cache {}` with the companion functions `fib_cache::{key, get, set, invalidate, refresh, cache,
-//!   uncached}` (`uncached` holds the user's body) and a hidden `__cell` holding the function's `MemoCell`.
+//! For `fn fib(n: u64) -> u64` this emits, in a module and in an `impl` alike:
+//! - `fn fib(n)`: build the key, look it up, on a miss run the user's body (inline, as a typed closure, so
+//!   `return` and `?` keep their meaning) and store its result;
+//! - the sibling companions `fib_cache_key`, `fib_cache_get`, `fib_cache_set`, `fib_cache_invalidate`,
+//!   `fib_cache_refresh`, `fib_cache` and `fib_uncached` (which holds the user's body), unless
+//!   `companions = false`.
 //!
-//! Inside an `impl` block (a receiver or `Self` in the function) no type can be declared, so the companions are
-//! siblings instead: `Self::fib_cache_key`, `fib_cache_get`, `fib_cache_set`, `fib_cache_invalidate`,
-//! `fib_cache_refresh`, `fib_cache`, `fib_uncached`.
+//! No generated function names another by path: the macro cannot tell a module from an `impl` (an associated
+//! function need not mention `Self`), and a trait impl takes no extra items. So each function that needs the cache
+//! declares its own `MemoCell` in a `static` nested in its body; the cells of one function share their state
+//! through the site id (module, name, file, line, column of the macro invocation).
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
@@ -50,9 +53,8 @@ pub fn run(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Op {
-    Cell,
     Key,
     Get,
     Set,
@@ -96,62 +98,19 @@ impl<'a> Gen<'a> {
             .to_string()
     }
 
-    fn companion_type(&self) -> Ident {
-        Ident::new(&format!("{}_cache", self.name()), Span::call_site())
-    }
-
     /// The generated item's name for `op`.
     fn item_name(&self, op: Op) -> Ident {
         let name = self.name();
-        let text = if self.func.in_impl {
-            match op {
-                Op::Cell => format!("__cache_{name}_cell"),
-                Op::Key => format!("{name}_cache_key"),
-                Op::Get => format!("{name}_cache_get"),
-                Op::Set => format!("{name}_cache_set"),
-                Op::Invalidate => format!("{name}_cache_invalidate"),
-                Op::Refresh => format!("{name}_cache_refresh"),
-                Op::Cache => format!("{name}_cache"),
-                Op::Uncached => format!("{name}_uncached"),
-            }
-        } else {
-            match op {
-                Op::Cell => "__cell",
-                Op::Key => "key",
-                Op::Get => "get",
-                Op::Set => "set",
-                Op::Invalidate => "invalidate",
-                Op::Refresh => "refresh",
-                Op::Cache => "cache",
-                Op::Uncached => "uncached",
-            }
-            .to_string()
+        let text = match op {
+            Op::Key => format!("{name}_cache_key"),
+            Op::Get => format!("{name}_cache_get"),
+            Op::Set => format!("{name}_cache_set"),
+            Op::Invalidate => format!("{name}_cache_invalidate"),
+            Op::Refresh => format!("{name}_cache_refresh"),
+            Op::Cache => format!("{name}_cache"),
+            Op::Uncached => format!("{name}_uncached"),
         };
         Ident::new(&text, Span::call_site())
-    }
-
-    /// A path calling the generated item for `op` from the function or a companion.
-    fn path(&self, op: Op) -> TokenStream {
-        let item = self.item_name(op);
-        if self.func.in_impl {
-            quote!(Self::#item)
-        } else {
-            let companion = self.companion_type();
-            quote!(#companion::#item)
-        }
-    }
-
-    fn turbofish(&self) -> TokenStream {
-        let params = self.func.type_and_const_params();
-        if params.is_empty() || self.func.has_impl_trait_param() {
-            return TokenStream::new();
-        }
-        let args = params.iter().map(|p| match p {
-            syn::GenericParam::Type(t) => t.ident.to_token_stream(),
-            syn::GenericParam::Const(c) => c.ident.to_token_stream(),
-            syn::GenericParam::Lifetime(_) => TokenStream::new(),
-        });
-        quote!(::<#(#args),*>)
     }
 
     fn label(&self) -> TokenStream {
@@ -159,9 +118,15 @@ impl<'a> Gen<'a> {
         quote!(::core::concat!(::core::module_path!(), "::", #name))
     }
 
-    fn cell(&self) -> TokenStream {
-        let path = self.path(Op::Cell);
-        quote!(#path())
+    /// The site id shared by every cell this invocation emits: unique per macro invocation.
+    fn site(&self) -> TokenStream {
+        let name = self.name();
+        quote! {
+            ::core::concat!(
+                ::core::module_path!(), "::", #name, "@",
+                ::core::file!(), ":", ::core::line!(), ":", ::core::column!()
+            )
+        }
     }
 
     fn keys_param(&self) -> Option<&'a Param> {
@@ -169,17 +134,64 @@ impl<'a> Gen<'a> {
         self.func.params.iter().find(|p| p.name == name)
     }
 
-    /// Calls the uncached body with the function's own arguments, `replace` standing in for the keys parameter.
-    fn call_uncached(&self, replace: Option<TokenStream>) -> TokenStream {
-        let path = self.path(Op::Uncached);
-        let turbofish = self.turbofish();
-        let receiver = self.func.receiver().map(|_| quote!(self,));
-        let keys = self.keys_param().map(|p| &p.binding);
-        let args = self.func.params.iter().map(|p| match (&replace, keys) {
-            (Some(replacement), Some(keys)) if *keys == p.binding => replacement.clone(),
-            _ => p.binding.to_token_stream(),
+    /// The user's body as a closure of no arguments returning the function's type, to be called once, with
+    /// `replace` standing in for the keys parameter of `multi_cached` (a typed `let` shadows it first).
+    /// Parameters written as patterns, `mut` or `_name` get their pattern back from the plain binding.
+    fn body_closure(&self, replace: Option<TokenStream>) -> TokenStream {
+        let keys = self.keys_param();
+        let shadow = match (replace, keys) {
+            (Some(replacement), Some(keys)) => {
+                let binding = &keys.binding;
+                let ty = erase_lifetimes(&keys.ty);
+                Some(quote!(let #binding: #ty = #replacement;))
+            }
+            _ => None,
+        };
+        let patterns = self.func.params.iter().filter_map(|p| {
+            let plain = matches!(
+                &p.pat,
+                Pat::Ident(PatIdent { ident, by_ref: None, mutability: None, subpat: None, .. })
+                    if *ident == p.binding
+            );
+            if plain {
+                return None;
+            }
+            let (pat, binding) = (&p.pat, &p.binding);
+            // `_name` is bound for a body that may still read it; clippy flags a binding nothing reads.
+            let unread = matches!(pat, Pat::Ident(i) if i.ident.to_string().starts_with('_'))
+                .then(|| quote!(#[allow(clippy::no_effect_underscore_binding)]));
+            Some(quote!(#unread let #pat = #binding;))
         });
-        quote!(#path #turbofish(#receiver #(#args),*))
+        let output = match self.func.ret {
+            Ret::Unit => TokenStream::new(),
+            _ => {
+                let ret = self.func.ret.ty();
+                quote!(-> #ret)
+            }
+        };
+        let block = &self.func.item.block;
+        quote! {
+            move || #output {
+                #shadow
+                #(#patterns)*
+                #block
+            }
+        }
+    }
+
+    /// A statement binding `result` (of type `ty` when given) to one run of the user's body.
+    fn run_body(
+        &self,
+        result: TokenStream,
+        ty: Option<TokenStream>,
+        replace: Option<TokenStream>,
+    ) -> TokenStream {
+        let closure = self.body_closure(replace);
+        let ty = ty.map(|ty| quote!(: #ty));
+        quote! {
+            #[allow(clippy::redundant_closure_call)]
+            let #result #ty = (#closure)();
+        }
     }
 
     fn ttl(&self) -> TokenStream {
@@ -267,30 +279,16 @@ impl<'a> Gen<'a> {
 
     fn expand(&self) -> TokenStream {
         let main = self.main_fn();
-        let companions = self.companions();
-        if self.func.in_impl {
-            quote!(#main #(#companions)*)
-        } else {
-            let companion = self.companion_type();
-            let vis = &self.func.item.vis;
-            let doc = format!(
-                "Cache companion of [`{}`]: its key, cached value, cache and uncached body.",
-                self.name()
-            );
-            quote! {
-                #main
-                #[doc = #doc]
-                #[allow(non_camel_case_types, dead_code)]
-                #vis enum #companion {}
-                impl #companion {
-                    #(#companions)*
-                }
-            }
+        if self.args.companions_off() {
+            return main;
         }
+        let companions = self.companions();
+        quote!(#main #(#companions)*)
     }
 
-    /// The function's signature with parameters bound to plain names (patterns and `mut` are kept on the body).
-    fn plain_signature(&self, name: Ident) -> Signature {
+    /// The function's signature with parameters bound to plain names (patterns and `mut` are restored inside the
+    /// body). A by-value `mut self` keeps its `mut` only when `with_body`: `self` cannot be rebound.
+    fn plain_signature(&self, name: Ident, with_body: bool) -> Signature {
         let mut sig = self.func.item.sig.clone();
         sig.ident = name;
         let mut params = self.func.params.iter();
@@ -308,7 +306,7 @@ impl<'a> Gen<'a> {
                     }
                 }
                 FnArg::Receiver(receiver) => {
-                    if receiver.reference.is_none() {
+                    if receiver.reference.is_none() && !with_body {
                         receiver.mutability = None;
                     }
                 }
@@ -324,7 +322,7 @@ impl<'a> Gen<'a> {
         output: TokenStream,
         extra: Option<TokenStream>,
     ) -> Signature {
-        let mut sig = self.plain_signature(self.item_name(op));
+        let mut sig = self.plain_signature(self.item_name(op), op == Op::Refresh);
         sig.output = syn::parse2(quote!(-> #output)).unwrap_or(syn::ReturnType::Default);
         if let Some(extra) = extra {
             if let Ok(arg) = syn::parse2::<FnArg>(extra) {
@@ -395,22 +393,19 @@ impl<'a> Gen<'a> {
     }
 
     fn main_fn(&self) -> TokenStream {
-        let attrs = self
-            .func
-            .item
-            .attrs
-            .iter()
-            .filter(|a| !a.path().is_ident("expect"));
+        let attrs = &self.func.item.attrs;
         let vis = &self.func.item.vis;
-        let sig = self.plain_signature(self.func.name().clone());
+        let sig = self.plain_signature(self.func.name().clone(), true);
         let body = match self.kind {
             Kind::Cached => self.cached_body(),
             Kind::Stampede => self.stampede_body(),
             Kind::MultiCached => self.multi_body(),
         };
+        let cell = self.cell_items();
         quote! {
             #(#attrs)*
             #vis #sig {
+                #cell
                 #body
             }
         }
@@ -418,20 +413,19 @@ impl<'a> Gen<'a> {
 
     fn cached_body(&self) -> TokenStream {
         let rt = &self.rt;
-        let cell = self.cell();
         let label = self.label();
         let key = self.keys().declare();
         let wrap = self.wrap_hit();
-        let call = self.call_uncached(None);
+        let run = self.run_body(quote!(__cache_result), None, None);
         let stored = self.stored_of(quote!(&__cache_result));
         let ttl = self.ttl();
         quote! {
-            let __cache_cell = #cell;
+            let __cache_cell = &__CACHE_CELL;
             #key
             if let ::core::option::Option::Some(__cache_hit) = #rt::__private::lookup(__cache_cell, #label, &__cache_key) {
                 return #wrap;
             }
-            let __cache_result = #call;
+            #run
             if let ::core::option::Option::Some(__cache_value) = #stored {
                 #rt::__private::store(__cache_cell, #label, &__cache_key, __cache_value, #ttl);
             }
@@ -441,16 +435,15 @@ impl<'a> Gen<'a> {
 
     fn stampede_body(&self) -> TokenStream {
         let rt = &self.rt;
-        let cell = self.cell();
         let label = self.label();
         let key = self.keys().declare();
         let wrap = self.wrap_hit();
-        let call = self.call_uncached(None);
+        let closure = self.body_closure(None);
         let stored = self.stored_of(quote!(__cache_result));
         let ttl = self.ttl();
         let lease = self.lease();
         quote! {
-            let __cache_cell = #cell;
+            let __cache_cell = &__CACHE_CELL;
             #key
             if let ::core::option::Option::Some(__cache_hit) = #rt::__private::lookup(__cache_cell, #label, &__cache_key) {
                 return #wrap;
@@ -461,7 +454,7 @@ impl<'a> Gen<'a> {
                 &__cache_key,
                 #lease,
                 #ttl,
-                || #call,
+                #closure,
                 |__cache_result| #stored,
             ) {
                 #rt::__private::Flight::Ran(__cache_result) => __cache_result,
@@ -470,7 +463,8 @@ impl<'a> Gen<'a> {
         }
     }
 
-    /// Statements of `multi_cached` up to the keys of every element: `__cache_elems`, `__cache_keys`.
+    /// Statements of `multi_cached` up to the keys of every element: `__cache_cell`, `__cache_elems`,
+    /// `__cache_keys`.
     fn multi_prelude(&self) -> TokenStream {
         let rt = &self.rt;
         let Some(keys) = self.keys_param() else {
@@ -484,9 +478,8 @@ impl<'a> Gen<'a> {
             quote!(&#binding)
         };
         let write = self.keys().write();
-        let cell = self.cell();
         quote! {
-            let __cache_cell = #cell;
+            let __cache_cell = &__CACHE_CELL;
             let __cache_elems = #rt::__private::KeyCollection::memo_elems(#collection);
             let __cache_keys: ::std::vec::Vec<#rt::__private::KeyBuf> = __cache_elems
                 .iter()
@@ -499,7 +492,7 @@ impl<'a> Gen<'a> {
         }
     }
 
-    /// Statements of `multi_cached` calling the function for the elements at `__cache_missing_at`, storing what
+    /// Statements of `multi_cached` running the body for the elements at `__cache_missing_at`, storing what
     /// it returned in one `multi_set`, and merging it into `__cache_out`, which they evaluate to.
     fn multi_fill(&self) -> TokenStream {
         let rt = &self.rt;
@@ -518,7 +511,7 @@ impl<'a> Gen<'a> {
         } else {
             (coll.to_token_stream(), quote!(__cache_missing))
         };
-        let call = self.call_uncached(Some(pass));
+        let run = self.run_body(quote!(__cache_fresh), Some(ret), Some(pass));
         let value = self.filtered(
             quote!(#rt::__private::MemoMap::memo_get(&__cache_fresh, __cache_elems[__cache_i])),
         );
@@ -527,7 +520,7 @@ impl<'a> Gen<'a> {
                 .iter()
                 .map(|&__cache_i| ::core::clone::Clone::clone(__cache_elems[__cache_i]))
                 .collect();
-            let __cache_fresh: #ret = #call;
+            #run
             let __cache_pairs: ::std::vec::Vec<(&#rt::__private::KeyBuf, _)> = __cache_missing_at
                 .iter()
                 .filter_map(|&__cache_i| {
@@ -574,13 +567,15 @@ impl<'a> Gen<'a> {
         }
     }
 
+    /// A doc line naming the function: a link through `Self` when the function is known to be in an `impl`,
+    /// plain code otherwise (an associated function that does not mention `Self` looks free).
     fn doc(&self, text: &str) -> TokenStream {
-        let link = if self.func.in_impl {
+        let name = if self.func.in_impl {
             format!("[`Self::{}`]", self.name())
         } else {
-            format!("[`{}`]", self.name())
+            format!("`{}`", self.name())
         };
-        let text = text.replace("{f}", &link);
+        let text = text.replace("{f}", &name);
         quote!(#[doc = #text])
     }
 
@@ -610,17 +605,8 @@ impl<'a> Gen<'a> {
             }
         };
         let value = self.fresh_name("value");
+        let cell = self.cell_items();
         let mut items = Vec::new();
-
-        let cell_name = self.item_name(Op::Cell);
-        let cell_init = self.cell_init();
-        items.push(quote! {
-            #[doc(hidden)]
-            #[allow(dead_code)]
-            fn #cell_name() -> &'static #rt::__private::MemoCell {
-                #cell_init
-            }
-        });
 
         let s = sig(
             Op::Key,
@@ -641,7 +627,6 @@ impl<'a> Gen<'a> {
             }
         });
 
-        let cell = self.cell();
         let s = sig(
             Op::Get,
             quote!(#rt::__private::Result<::core::option::Option<#stored>>),
@@ -655,7 +640,8 @@ impl<'a> Gen<'a> {
             #(#cfgs)*
             #[allow(dead_code, unused_variables)]
             #vis #s {
-                #rt::__private::get(#cell, &#key)
+                #cell
+                #rt::__private::get(&__CACHE_CELL, &#key)
             }
         });
 
@@ -673,7 +659,8 @@ impl<'a> Gen<'a> {
             #(#cfgs)*
             #[allow(dead_code, unused_variables)]
             #vis #s {
-                #rt::__private::set(#cell, &#key, #value, #ttl)
+                #cell
+                #rt::__private::set(&__CACHE_CELL, &#key, #value, #ttl)
             }
         });
 
@@ -685,18 +672,22 @@ impl<'a> Gen<'a> {
             #(#cfgs)*
             #[allow(dead_code, unused_variables)]
             #vis #s {
-                #rt::__private::invalidate(#cell, &#key)
+                #cell
+                #rt::__private::invalidate(&__CACHE_CELL, &#key)
             }
         });
 
-        let s = self.companion_signature(Op::Refresh, ret.clone(), None);
+        let s = self.companion_signature(Op::Refresh, ret, None);
         let doc = self.doc("Runs {f} uncached, stores its result (failing open) and returns it.");
         let refresh_body = self.refresh_body();
+        // It holds the user's body, so it carries the function's `expect`s too.
+        let body_lints = self.lint_attrs(true);
         items.push(quote! {
             #doc
-            #(#cfgs)*
+            #(#body_lints)*
             #[allow(dead_code)]
             #vis #s {
+                #cell
                 #refresh_body
             }
         });
@@ -708,7 +699,8 @@ impl<'a> Gen<'a> {
             #(#cfgs)*
             #[allow(dead_code)]
             #vis fn #name() -> #rt::__private::Result<#rt::__private::Cache> {
-                #cell.cache()
+                #cell
+                __CACHE_CELL.cache()
             }
         });
 
@@ -716,8 +708,11 @@ impl<'a> Gen<'a> {
         items
     }
 
-    fn cell_init(&self) -> TokenStream {
+    /// Items declaring the function's `MemoCell` as `__CACHE_CELL`, to be put first in a function body. Every copy
+    /// is its own `static` with the same site id, so all of them share one state.
+    fn cell_items(&self) -> TokenStream {
         let rt = &self.rt;
+        let site = self.site();
         let namespace = self.args.namespace.as_ref().map(|a| &a.value);
         let serializer = self.args.serializer.as_ref().map(|a| &a.value);
         let plugins = self.args.plugins.as_ref().map(|a| &a.value);
@@ -756,13 +751,13 @@ impl<'a> Gen<'a> {
         let source = match (&self.args.cache, &self.args.alias) {
             (Some(url), _) => {
                 let url = &url.value;
-                quote!(#rt::__private::MemoCell::url(#url, #setup_arg))
+                quote!(#rt::__private::MemoCell::url(#site, #url, #setup_arg))
             }
             (None, alias) => {
                 let alias = alias
                     .as_ref()
                     .map_or_else(|| quote!("default"), |a| a.value.to_token_stream());
-                quote!(#rt::__private::MemoCell::alias(#alias, #setup_arg, &__CACHE_LOCAL))
+                quote!(#rt::__private::MemoCell::alias(#site, #alias, #setup_arg, &__CACHE_LOCAL))
             }
         };
         let local = self.args.cache.is_none().then(|| {
@@ -776,13 +771,11 @@ impl<'a> Gen<'a> {
             #setup
             #local
             static __CACHE_CELL: #rt::__private::MemoCell = #source;
-            &__CACHE_CELL
         }
     }
 
     fn refresh_body(&self) -> TokenStream {
         let rt = &self.rt;
-        let cell = self.cell();
         let label = self.label();
         if self.kind == Kind::MultiCached {
             let prelude = self.multi_prelude();
@@ -796,13 +789,13 @@ impl<'a> Gen<'a> {
             };
         }
         let key = self.keys().declare();
-        let call = self.call_uncached(None);
+        let run = self.run_body(quote!(__cache_result), None, None);
         let stored = self.stored_of(quote!(&__cache_result));
         let ttl = self.ttl();
         quote! {
-            let __cache_cell = #cell;
+            let __cache_cell = &__CACHE_CELL;
             #key
-            let __cache_result = #call;
+            #run
             if let ::core::option::Option::Some(__cache_value) = #stored {
                 #rt::__private::store(__cache_cell, #label, &__cache_key, __cache_value, #ttl);
             }
@@ -824,4 +817,18 @@ impl<'a> Gen<'a> {
             #vis #sig #block
         }
     }
+}
+
+/// The type with every lifetime inferred (`'_`): a `let` in the body cannot name the function's lifetime
+/// parameters for a value the function itself made.
+fn erase_lifetimes(ty: &syn::Type) -> syn::Type {
+    struct Eraser;
+    impl syn::visit_mut::VisitMut for Eraser {
+        fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
+            *lifetime = syn::Lifetime::new("'_", lifetime.span());
+        }
+    }
+    let mut ty = ty.clone();
+    syn::visit_mut::VisitMut::visit_type_mut(&mut Eraser, &mut ty);
+    ty
 }

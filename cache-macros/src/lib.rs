@@ -29,13 +29,14 @@ use attr::Kind;
 /// }
 ///
 /// assert_eq!(fib(90), 2_880_067_194_370_816_120);
-/// assert_eq!(fib_cache::key(90).unwrap(), "rust_out::fib(90)");
+/// assert_eq!(fib_cache_key(90).unwrap(), "rust_out::fib(90)");
 /// ```
 ///
 /// # Where it runs
-/// Free functions, associated functions and methods (`&self`, `self`, `self: Box<Self>`), generic functions,
+/// Free functions, associated functions and methods (`&self`, `self`, `self: Box<Self>`), methods and associated
+/// functions of trait impls (with `companions = false`: a trait impl takes no extra items), generic functions,
 /// recursive functions (no lock is held while the body runs). `async fn` is not supported yet (a compile
-/// error says so), nor methods of trait impls (the companion functions below cannot be added to a trait impl).
+/// error says so).
 ///
 /// # Arguments
 /// | argument | meaning |
@@ -51,13 +52,17 @@ use attr::Kind;
 /// | `serializer = expr` | a `Serializer` for this function's values instead of the cache's |
 /// | `plugins = [expr, ..]` | plugins of this function's cache instead of the cache's |
 /// | `skip_cache_func = path` | `fn(&T) -> bool` on the value to store: true = don't store it |
+/// | `companions = false` | emit only the function, without the companions below (required in a trait impl) |
 /// | `crate = path` | where `cache_runtime` is, for crates that re-export it |
 ///
 /// # The default key
 /// `{path}({arg},{arg},..)`: the function's path then every argument as compact JSON (serde_json), in order.
 /// The path is `module_path!()::fn` for a free function and `{type}::fn` inside an `impl` (the type as
 /// `std::any::type_name::<Self>()` prints it, generic arguments included), then `::<T,..>` with the type
-/// arguments of a generic function. JSON quotes and escapes strings, so `f("a,b", "c")` is `f("a,b","c")` and
+/// arguments of a generic function. The macro sees only the function: "inside an `impl`" means it takes `self`
+/// or mentions `Self`. An associated function that does neither is keyed like a free function, so `A::f(1)` and
+/// `B::f(1)` in one module share a key (mention `Self`, e.g. `where Self: Sized`, or give a `key` to separate
+/// them). JSON quotes and escapes strings, so `f("a,b", "c")` is `f("a,b","c")` and
 /// `f("a", "b,c")` is `f("a","b,c")`: never the same key. The same arguments give the same key in every process,
 /// run and machine (no hashing, no addresses). Arguments in the key must implement `serde::Serialize`; others
 /// need `skip(..)`, `noself`, `key` or `key_builder` (a compile error says so at the argument).
@@ -102,23 +107,23 @@ use attr::Kind;
 /// and gets rewritten by the store that follows.
 ///
 /// # Companion API
-/// Each function gets companions to reach its cache entries. For a function `fib` outside an `impl`, they are
-/// associated functions of a type `fib_cache` declared next to it; inside an `impl` (a function with a receiver
-/// or mentioning `Self`) they are siblings named `fib_cache_*`, with the same receiver as the function.
+/// Each function `fib` gets companions to reach its cache entries: sibling functions with the same names
+/// wherever it is (next to it in a module, or in the same `impl` block with the same receiver), unless
+/// `companions = false`.
 ///
-/// | free function | in an `impl` | does |
-/// |---|---|---|
-/// | `fib_cache::key(args)` | `fib_cache_key(args)` | the key, `Result<String>` |
-/// | `fib_cache::get(args)` | `fib_cache_get(args)` | the cached value without running the body, `Result<Option<T>>` |
-/// | `fib_cache::set(args, &value)` | `fib_cache_set(args, &value)` | store a value for these arguments |
-/// | `fib_cache::invalidate(args)` | `fib_cache_invalidate(args)` | delete the entry; true if there was one |
-/// | `fib_cache::refresh(args)` | `fib_cache_refresh(args)` | run the body, store, return (fails open) |
-/// | `fib_cache::cache()` | `fib_cache()` | the `Cache` the function uses |
-/// | `fib_cache::uncached(args)` | `fib_uncached(args)` | the original body, no cache |
+/// | companion | does |
+/// |---|---|
+/// | `fib_cache_key(args)` | the key, `Result<String>` |
+/// | `fib_cache_get(args)` | the cached value without running the body, `Result<Option<T>>` |
+/// | `fib_cache_set(args, &value)` | store a value for these arguments |
+/// | `fib_cache_invalidate(args)` | delete the entry; true if there was one |
+/// | `fib_cache_refresh(args)` | run the body, store, return (fails open) |
+/// | `fib_cache()` | the `Cache` the function uses |
+/// | `fib_uncached(args)` | the original body, no cache |
 ///
 /// For `Result` functions `T` is the `Ok` type. The companions report cache errors instead of failing open.
-/// An associated function that neither takes `self` nor mentions `Self` looks like a free function to the macro;
-/// add `where Self: Sized` to it.
+/// They share the function's cache state (its derived instance and plugins, its instance built from a URL):
+/// the function names none of them, and each keeps its own handle on that shared state.
 ///
 /// ```
 /// use cache_runtime::{cached, caches, AliasConfig};
@@ -129,16 +134,16 @@ use attr::Kind;
 /// }
 ///
 /// caches::add("prices", AliasConfig::memory()).unwrap();
-/// assert_eq!(price_cache::key("tea".into(), 2).unwrap(), r#"rust_out::price("tea",2)"#);
-/// assert_eq!(price_cache::get("tea".into(), 2).unwrap(), None);
+/// assert_eq!(price_cache_key("tea".into(), 2).unwrap(), r#"rust_out::price("tea",2)"#);
+/// assert_eq!(price_cache_get("tea".into(), 2).unwrap(), None);
 /// assert_eq!(price("tea".into(), 2), 6);
-/// assert_eq!(price_cache::get("tea".into(), 2).unwrap(), Some(6));
-/// price_cache::set("tea".into(), 2, &100).unwrap();
+/// assert_eq!(price_cache_get("tea".into(), 2).unwrap(), Some(6));
+/// price_cache_set("tea".into(), 2, &100).unwrap();
 /// assert_eq!(price("tea".into(), 2), 100);
-/// assert_eq!(price_cache::refresh("tea".into(), 2), 6);
-/// assert!(price_cache::invalidate("tea".into(), 2).unwrap());
-/// assert_eq!(price_cache::uncached("tea".into(), 3), 9);
-/// assert!(price_cache::cache().unwrap().namespace().is_none());
+/// assert_eq!(price_cache_refresh("tea".into(), 2), 6);
+/// assert!(price_cache_invalidate("tea".into(), 2).unwrap());
+/// assert_eq!(price_uncached("tea".into(), 3), 9);
+/// assert!(price_cache().unwrap().namespace().is_none());
 /// ```
 ///
 /// Methods: `self` is part of the key (unless `noself`), with the type's name, so two impls never share entries.
@@ -167,6 +172,39 @@ use attr::Kind;
 /// assert!(acct.balance_cache_invalidate("EUR").unwrap());
 /// assert_eq!(acct.balance_uncached("USD"), 14);
 /// assert!(Account::balance_cache().is_ok());
+/// # }
+/// ```
+///
+/// Associated functions need not mention `Self`; in a trait impl, turn the companions off.
+///
+/// ```
+/// use cache_runtime::cached;
+///
+/// trait Area {
+///     fn area(&self) -> u64;
+/// }
+///
+/// #[derive(serde::Serialize)]
+/// struct Rect { w: u32, h: u32 }
+///
+/// impl Rect {
+///     #[cached]
+///     fn square(side: u32) -> u64 {
+///         u64::from(side) * u64::from(side)
+///     }
+/// }
+///
+/// impl Area for Rect {
+///     #[cached(companions = false)]
+///     fn area(&self) -> u64 {
+///         u64::from(self.w) * u64::from(self.h)
+///     }
+/// }
+///
+/// # fn main() {
+/// assert_eq!(Rect::square(3), 9);
+/// assert_eq!(Rect::square_cache_key(3).unwrap(), "rust_out::square(3)");
+/// assert_eq!(Rect { w: 2, h: 3 }.area(), 6);
 /// # }
 /// ```
 ///
@@ -201,11 +239,11 @@ use attr::Kind;
 ///
 /// load(&Db, 1);
 /// load(&Db, 1);
-/// let stats = load_cache::cache().unwrap().plugin::<HitMissRatioPlugin>().unwrap();
+/// let stats = load_cache().unwrap().plugin::<HitMissRatioPlugin>().unwrap();
 /// assert_eq!((stats.hits(), stats.total()), (1, 2));
 /// assert_eq!(config("a"), "A");
 /// assert_eq!(config("b"), "A");
-/// assert_eq!(greet_cache::key("Ann").unwrap(), "user:ann");
+/// assert_eq!(greet_cache_key("Ann").unwrap(), "user:ann");
 /// ```
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -224,7 +262,8 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Each key is `{path}({arg},..)` like `#[cached]` with the one key in place of the collection, so two
 /// functions never share entries and other arguments are part of the key; `key_builder = f` replaces it with
 /// `f(&key)`, called exactly once per key per call. Every other argument of `#[cached]` except `key` applies.
-/// The companions (`key`, `get`, `set`, `invalidate`) take one key; `refresh`, `uncached` the collection.
+/// The companions `names_cache_key`, `names_cache_get`, `names_cache_set` and `names_cache_invalidate` take
+/// one key; `names_cache_refresh` and `names_uncached` the collection.
 ///
 /// ```
 /// use std::collections::HashMap;
@@ -243,8 +282,8 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// assert_eq!(names(vec![2, 3])[&3], "user3");
 /// assert_eq!(names(vec![1, 3]).len(), 2); // all hit: no call
 /// assert_eq!(*ASKED.lock().unwrap(), vec![vec![1, 2], vec![3]]);
-/// assert_eq!(names_cache::key(3).unwrap(), "rust_out::names(3)");
-/// assert_eq!(names_cache::get(3).unwrap().as_deref(), Some("user3"));
+/// assert_eq!(names_cache_key(3).unwrap(), "rust_out::names(3)");
+/// assert_eq!(names_cache_get(3).unwrap().as_deref(), Some("user3"));
 /// ```
 #[proc_macro_attribute]
 pub fn multi_cached(args: TokenStream, item: TokenStream) -> TokenStream {

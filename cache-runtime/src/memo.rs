@@ -59,6 +59,22 @@ impl Default for LocalCache {
     }
 }
 
+/// What every cell of one decorated function shares: the macro emits a cell in the function and one in each
+/// companion (a cell is a `static` nested in a function body, so it works in a module and in an `impl` alike),
+/// and they must act as one cache: one derived instance (one set of plugins counting every call), one instance
+/// built from a URL, one single flight per key.
+#[derive(Default)]
+struct Site {
+    derived: ArcSwapOption<Derived>,
+    /// Held while `derived` is rebuilt (on a change of the alias table, never on a hit).
+    building: Mutex<()>,
+    owned: OnceCell<Cache>,
+}
+
+/// Every [`Site`], by the site id the macro generates (unique per macro invocation). Entries are never removed:
+/// there is one per decorated function in the program.
+static SITES: Lazy<Mutex<HashMap<&'static str, Arc<Site>>>> = Lazy::new(Default::default);
+
 /// The cache of one decorated function, kept in a `static`.
 ///
 /// - An alias without overrides resolves through [`AliasCell`], an alias with overrides through the derived
@@ -67,42 +83,55 @@ impl Default for LocalCache {
 ///   `caches::set_config` changes the generation and is picked up on the next call.
 /// - A URL (`cache = "redis://.."`) builds an instance owned by the function on first use; while it does not
 ///   build, each call logs the error, runs the function uncached, and the next call tries again.
+///
+/// Cells made with the same `site` share that state through a process-wide registry, looked up once per cell.
 pub struct MemoCell {
+    site_id: &'static str,
     alias: AliasCell,
     url: Option<&'static str>,
     setup: Option<Setup>,
     local: Option<&'static LocalKey<LocalCache>>,
-    derived: ArcSwapOption<Derived>,
+    site: OnceCell<Arc<Site>>,
+    /// This cell's handle on the site's URL-built instance: a call reads one `OnceCell`, not two.
     owned: OnceCell<Cache>,
 }
 
 impl MemoCell {
     /// The function's cache is the alias's instance, changed by `setup` when given.
     pub const fn alias(
+        site: &'static str,
         alias: &'static str,
         setup: Option<Setup>,
         local: &'static LocalKey<LocalCache>,
     ) -> Self {
         MemoCell {
+            site_id: site,
             alias: AliasCell::new(alias),
             url: None,
             setup,
             local: Some(local),
-            derived: ArcSwapOption::const_empty(),
+            site: OnceCell::new(),
             owned: OnceCell::new(),
         }
     }
 
     /// The function owns an instance built from `url`, changed by `setup` when given.
-    pub const fn url(url: &'static str, setup: Option<Setup>) -> Self {
+    pub const fn url(site: &'static str, url: &'static str, setup: Option<Setup>) -> Self {
         MemoCell {
+            site_id: site,
             alias: AliasCell::new("default"),
             url: Some(url),
             setup,
             local: None,
-            derived: ArcSwapOption::const_empty(),
+            site: OnceCell::new(),
             owned: OnceCell::new(),
         }
+    }
+
+    /// The state shared with the other cells of the same site.
+    fn site(&self) -> &Arc<Site> {
+        self.site
+            .get_or_init(|| SITES.lock().entry(self.site_id).or_default().clone())
     }
 
     /// Calls `f` with the function's current cache, or the error resolving it.
@@ -115,7 +144,13 @@ impl MemoCell {
             let url = self.url.unwrap_or("memory://");
             // A failed build is not remembered: a store that was briefly unavailable (a directory not
             // mounted yet, a server not up) is picked up by a later call instead of never.
-            return match self.owned.get_or_try_init(|| self.build_owned(url)) {
+            let owned = self.owned.get_or_try_init(|| {
+                self.site()
+                    .owned
+                    .get_or_try_init(|| self.build_owned(url))
+                    .cloned()
+            });
+            return match owned {
                 Ok(cache) => f(Ok(cache)),
                 Err(e) => f(Err(e)),
             };
@@ -157,39 +192,46 @@ impl MemoCell {
         let Some(setup) = self.setup else {
             return self.alias.with(f);
         };
+        let site = self.site();
         let generation = caches::generation();
         {
-            let guard = self.derived.load();
+            let guard = site.derived.load();
             if let Some(derived) = guard.as_ref() {
                 if derived.generation == generation {
                     return f(Ok(&derived.cache));
                 }
             }
         }
-        let base = match caches::get(self.alias.alias()) {
-            Ok(base) => base,
-            Err(e) => return f(Err(e)),
-        };
-        let kept = self
-            .derived
-            .load()
+        match self.derive_for(site, setup, generation) {
+            Ok(derived) => f(Ok(&derived.cache)),
+            Err(e) => f(Err(e)),
+        }
+    }
+
+    /// The site's derived instance for `generation`, built once: cells resolving together (the function on one
+    /// thread, a companion on another) must not each build one, or each thread would keep its own plugins.
+    fn derive_for(&self, site: &Site, setup: Setup, generation: u64) -> Result<Arc<Derived>> {
+        let _one_builder = site.building.lock();
+        let current = site.derived.load_full();
+        if let Some(derived) = current.as_ref().filter(|d| d.generation == generation) {
+            return Ok(derived.clone());
+        }
+        let base = caches::get(self.alias.alias())?;
+        let kept = current
             .as_ref()
             .filter(|derived| derived.base.same_instance(&base))
             .map(|derived| derived.cache.clone());
         let cache = match kept {
             Some(cache) => cache,
-            None => match setup(&base) {
-                Ok(cache) => cache,
-                Err(e) => return f(Err(e)),
-            },
+            None => setup(&base)?,
         };
         let derived = Arc::new(Derived {
             generation,
             base,
             cache,
         });
-        self.derived.store(Some(derived.clone()));
-        f(Ok(&derived.cache))
+        site.derived.store(Some(derived.clone()));
+        Ok(derived)
     }
 
     /// The function's cache (a clone of the handle).
@@ -801,24 +843,24 @@ impl<T, E> ResultParts for std::result::Result<T, E> {
 
 // Companion API: errors are returned, not swallowed.
 
-/// The key as a string (companion `key`).
+/// The key as a string (the `*_cache_key` companion).
 pub fn key_string(key: KeyBuf) -> Result<String> {
     key.into_string()
 }
 
-/// Reads without running the function (companion `get`).
+/// Reads without running the function (the `*_cache_get` companion).
 pub fn get<T: Cacheable>(cell: &MemoCell, key: &KeyBuf) -> Result<Option<T>> {
     let key = key.as_str()?;
     cell.with(|cache| cache?.get::<T>(key))
 }
 
-/// Writes a value for the arguments (companion `set`).
+/// Writes a value for the arguments (the `*_cache_set` companion).
 pub fn set<T: Cacheable>(cell: &MemoCell, key: &KeyBuf, value: &T, ttl: Ttl) -> Result<()> {
     let key = key.as_str()?;
     cell.with(|cache| cache?.set(key, value, ttl))
 }
 
-/// Deletes the entry of the arguments (companion `invalidate`); true if there was one.
+/// Deletes the entry of the arguments (the `*_cache_invalidate` companion); true if there was one.
 pub fn invalidate(cell: &MemoCell, key: &KeyBuf) -> Result<bool> {
     let key = key.as_str()?;
     cell.with(|cache| cache?.delete(key).map(|n| n > 0))
@@ -879,7 +921,8 @@ pub fn stampede<T: Cacheable, R>(
     let Ok(text) = key.as_str() else {
         return Flight::Ran(run());
     };
-    let flight_key: FlightKey = (std::ptr::from_ref(cell) as usize, text.into());
+    // By site, not by cell: the function and its `refresh` companion have cells of their own.
+    let flight_key: FlightKey = (Arc::as_ptr(cell.site()) as usize, text.into());
     // Either join the flight already under way for this key, or register this call as its leader.
     enum Role {
         Join(Arc<Slot>),
@@ -1133,6 +1176,22 @@ pub fn multi_store<V: Cacheable>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cells_of_one_site_share_one_state() {
+        static FUNCTION: MemoCell = MemoCell::url("memo::tests::f@memo.rs:1:1", "memory://", None);
+        static COMPANION: MemoCell = MemoCell::url("memo::tests::f@memo.rs:1:1", "memory://", None);
+        static OTHER: MemoCell = MemoCell::url("memo::tests::g@memo.rs:2:1", "memory://", None);
+        FUNCTION
+            .cache()
+            .unwrap()
+            .set("k", &1u32, Ttl::Default)
+            .unwrap();
+        assert_eq!(COMPANION.cache().unwrap().get::<u32>("k").unwrap(), Some(1));
+        assert_eq!(OTHER.cache().unwrap().get::<u32>("k").unwrap(), None);
+        assert!(Arc::ptr_eq(FUNCTION.site(), COMPANION.site()));
+        assert!(!Arc::ptr_eq(FUNCTION.site(), OTHER.site()));
+    }
 
     #[test]
     fn keys_are_json_arguments_in_parentheses() {

@@ -81,6 +81,32 @@ mod shapes {
         pub fn empty() -> Self {
             Grid { cells: 0 }
         }
+
+        /// An associated function naming neither `self` nor `Self`.
+        #[cached(alias = "hygiene")]
+        pub fn double(n: u32) -> u32 {
+            n * 2
+        }
+    }
+
+    /// A trait whose impl memoizes a method and an associated function.
+    pub trait Measure {
+        /// The measure of a value.
+        fn measure(&self) -> u32;
+        /// A measure from a number.
+        fn of(n: u32) -> u32;
+    }
+
+    impl Measure for Grid {
+        #[cached(alias = "hygiene", companions = false)]
+        fn measure(&self) -> u32 {
+            self.cells + 1
+        }
+
+        #[cached(alias = "hygiene", companions = false)]
+        fn of(n: u32) -> u32 {
+            n + 1
+        }
     }
 
     impl<'de> serde::Deserialize<'de> for Grid {
@@ -125,6 +151,10 @@ fn run_every_shape() {
     assert_eq!(shapes::label("a", true), "A");
     assert_eq!(shapes::Grid { cells: 2 }.total(3), 6);
     assert_eq!(shapes::Grid::empty().cells, 0);
+    assert_eq!(shapes::Grid::double(2), 4);
+    assert_eq!(shapes::Grid::double_cache_get(2).ok(), Some(Some(4)));
+    assert_eq!(shapes::Measure::measure(&shapes::Grid { cells: 2 }), 3);
+    assert_eq!(<shapes::Grid as shapes::Measure>::of(2), 3);
     assert_eq!(
         shapes::names(&[1, 2]),
         HashMap::from([(1, "1".to_string()), (2, "2".to_string())])
