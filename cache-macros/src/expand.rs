@@ -413,6 +413,7 @@ impl<'a> Gen<'a> {
 
     fn cached_body(&self) -> TokenStream {
         let rt = &self.rt;
+        let local = self.local_arg();
         let label = self.label();
         let key = self.keys().declare();
         let wrap = self.wrap_hit();
@@ -422,7 +423,7 @@ impl<'a> Gen<'a> {
         quote! {
             let __cache_cell = &__CACHE_CELL;
             #key
-            if let ::core::option::Option::Some(__cache_hit) = #rt::__private::lookup(__cache_cell, #label, &__cache_key) {
+            if let ::core::option::Option::Some(__cache_hit) = #rt::__private::lookup(__cache_cell, #local, #label, &__cache_key) {
                 return #wrap;
             }
             #run
@@ -435,6 +436,7 @@ impl<'a> Gen<'a> {
 
     fn stampede_body(&self) -> TokenStream {
         let rt = &self.rt;
+        let local = self.local_arg();
         let label = self.label();
         let key = self.keys().declare();
         let wrap = self.wrap_hit();
@@ -445,7 +447,7 @@ impl<'a> Gen<'a> {
         quote! {
             let __cache_cell = &__CACHE_CELL;
             #key
-            if let ::core::option::Option::Some(__cache_hit) = #rt::__private::lookup(__cache_cell, #label, &__cache_key) {
+            if let ::core::option::Option::Some(__cache_hit) = #rt::__private::lookup(__cache_cell, #local, #label, &__cache_key) {
                 return #wrap;
             }
             match #rt::__private::stampede(
@@ -706,6 +708,17 @@ impl<'a> Gen<'a> {
 
         items.push(self.uncached_fn());
         items
+    }
+
+    /// The hit path's thread-local copy of the cache, named at the call site so the thread-local access is
+    /// resolved statically (through the cell it would be an indirect call): `Some(&__CACHE_LOCAL)` for an
+    /// alias, `None` for a function's own URL instance.
+    fn local_arg(&self) -> TokenStream {
+        if self.args.cache.is_none() {
+            quote!(::core::option::Option::Some(&__CACHE_LOCAL))
+        } else {
+            quote!(::core::option::Option::None)
+        }
     }
 
     /// Items declaring the function's `MemoCell` as `__CACHE_CELL`, to be put first in a function body. Every copy

@@ -139,8 +139,19 @@ impl MemoCell {
     /// `f` is `FnMut` (it runs once) so it is called in place: moving a closure that was just built into an
     /// `Option` and out again costs a store-forwarding stall on the hot path.
     #[inline]
-    pub fn with<R>(&self, mut f: impl FnMut(Result<&Cache>) -> R) -> R {
-        let Some(local) = self.local else {
+    pub fn with<R>(&self, f: impl FnMut(Result<&Cache>) -> R) -> R {
+        self.with_in(self.local, f)
+    }
+
+    /// [`with`](MemoCell::with) through `local`, the cell's own thread-local copy named by the caller: generated
+    /// code names its `thread_local!` directly, so the access compiles to a static one.
+    #[inline]
+    pub fn with_in<R>(
+        &self,
+        local: Option<&'static LocalKey<LocalCache>>,
+        mut f: impl FnMut(Result<&Cache>) -> R,
+    ) -> R {
+        let Some(local) = local else {
             let url = self.url.unwrap_or("memory://");
             // A failed build is not remembered: a store that was briefly unavailable (a directory not
             // mounted yet, a server not up) is picked up by a later call instead of never.
@@ -793,9 +804,15 @@ fn log_error(function: &str, action: &str, error: &Error) {
     }
 }
 
-/// The cached value for `key`, or `None` on a miss or any cache error (logged).
+/// The cached value for `key`, or `None` on a miss or any cache error (logged). `local` is the cell's
+/// thread-local copy (see [`MemoCell::with_in`]).
 #[inline]
-pub fn lookup<T: Cacheable>(cell: &MemoCell, function: &str, key: &KeyBuf) -> Option<T> {
+pub fn lookup<T: Cacheable>(
+    cell: &MemoCell,
+    local: Option<&'static LocalKey<LocalCache>>,
+    function: &str,
+    key: &KeyBuf,
+) -> Option<T> {
     let key = match key.as_str() {
         Ok(key) => key,
         Err(e) => {
@@ -803,11 +820,13 @@ pub fn lookup<T: Cacheable>(cell: &MemoCell, function: &str, key: &KeyBuf) -> Op
             return None;
         }
     };
-    cell.with(|cache| match cache.and_then(|cache| cache.get::<T>(key)) {
-        Ok(found) => found,
-        Err(e) => {
-            log_error(function, "get", &e);
-            None
+    cell.with_in(local, |cache| {
+        match cache.and_then(|cache| cache.get::<T>(key)) {
+            Ok(found) => found,
+            Err(e) => {
+                log_error(function, "get", &e);
+                None
+            }
         }
     })
 }
@@ -969,7 +988,7 @@ pub fn stampede<T: Cacheable, R>(
             }
             // The leader stored nothing (error, panic or skip): the value may still have been cached meanwhile.
             drop(done);
-            if let Some(value) = lookup::<T>(cell, function, key) {
+            if let Some(value) = lookup::<T>(cell, cell.local, function, key) {
                 return Flight::Joined(value);
             }
             // Otherwise run the body here, alongside the other waiters, rather than queueing behind a new leader
@@ -987,7 +1006,7 @@ pub fn stampede<T: Cacheable, R>(
         value: None,
     };
     // Another leader may have finished between our miss and our registration.
-    if let Some(value) = lookup::<T>(cell, function, key) {
+    if let Some(value) = lookup::<T>(cell, cell.local, function, key) {
         leader.value = Some(Arc::new(value.clone()));
         return Flight::Joined(value);
     }
@@ -1004,7 +1023,7 @@ pub fn stampede<T: Cacheable, R>(
             Ok(Some(guard)) => Some(guard),
             Ok(None) => {
                 // Another process held the lock for the whole lease: take its value if it stored one.
-                if let Some(value) = lookup::<T>(cell, function, key) {
+                if let Some(value) = lookup::<T>(cell, cell.local, function, key) {
                     leader.value = Some(Arc::new(value.clone()));
                     return Flight::Joined(value);
                 }
@@ -1019,7 +1038,7 @@ pub fn stampede<T: Cacheable, R>(
     };
     if guard.is_some() {
         // Another process may have stored the value while we waited for its lock.
-        if let Some(value) = lookup::<T>(cell, function, key) {
+        if let Some(value) = lookup::<T>(cell, cell.local, function, key) {
             leader.value = Some(Arc::new(value.clone()));
             return Flight::Joined(value);
         }
