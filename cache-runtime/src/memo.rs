@@ -310,7 +310,7 @@ pub trait KeyArg {
 }
 
 impl<T: serde::Serialize + ?Sized> KeyArg for T {
-    #[inline]
+    #[inline(always)]
     fn write_key(&self, out: &mut KeyText) -> std::result::Result<(), String> {
         let start = out.len();
         match self.serialize(ScalarJson { out: &mut *out }) {
@@ -438,7 +438,7 @@ impl serde::Serializer for ScalarJson<'_> {
     type SerializeStruct = serde::ser::Impossible<(), NotScalar>;
     type SerializeStructVariant = serde::ser::Impossible<(), NotScalar>;
 
-    #[inline]
+    #[inline(always)]
     fn serialize_bool(self, v: bool) -> std::result::Result<(), NotScalar> {
         self.out.push_str(if v { "true" } else { "false" });
         Ok(())
@@ -451,11 +451,11 @@ impl serde::Serializer for ScalarJson<'_> {
     fn serialize_i16(self, v: i16) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_i32(self, v: i32) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_i64(self, v: i64) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
@@ -471,11 +471,11 @@ impl serde::Serializer for ScalarJson<'_> {
     fn serialize_u16(self, v: u16) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_u32(self, v: u32) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_u64(self, v: u64) -> std::result::Result<(), NotScalar> {
         self.int(v)
     }
@@ -502,12 +502,12 @@ impl serde::Serializer for ScalarJson<'_> {
         self.out.push_str(token);
         Ok(())
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_char(self, v: char) -> std::result::Result<(), NotScalar> {
         push_json_str(self.out, v.encode_utf8(&mut [0; 4]));
         Ok(())
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_str(self, v: &str) -> std::result::Result<(), NotScalar> {
         push_json_str(self.out, v);
         Ok(())
@@ -635,7 +635,7 @@ impl KeyText {
     }
 
     /// Appends `text`.
-    #[inline]
+    #[inline(always)]
     pub fn push_str(&mut self, text: &str) {
         if !self.on_heap && self.inline.try_push_str(text).is_ok() {
             return;
@@ -713,7 +713,7 @@ pub struct KeyBuf {
 
 impl KeyBuf {
     /// An empty key.
-    #[inline]
+    #[inline(always)]
     pub fn take() -> KeyBuf {
         KeyBuf {
             text: KeyText::new(),
@@ -723,25 +723,25 @@ impl KeyBuf {
     }
 
     /// Appends text as it is.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, text: &str) {
         self.text.push_str(text);
     }
 
     /// Starts the argument list.
-    #[inline]
+    #[inline(always)]
     pub fn open(&mut self) {
         self.text.push_str("(");
     }
 
     /// Ends the argument list.
-    #[inline]
+    #[inline(always)]
     pub fn close(&mut self) {
         self.text.push_str(")");
     }
 
     /// Appends one argument as JSON, comma-separated from the previous one.
-    #[inline]
+    #[inline(always)]
     pub fn arg<T: KeyArg + ?Sized>(&mut self, value: &T) {
         if self.args > 0 {
             self.text.push_str(",");
@@ -806,7 +806,7 @@ fn log_error(function: &str, action: &str, error: &Error) {
 
 /// The cached value for `key`, or `None` on a miss or any cache error (logged). `local` is the cell's
 /// thread-local copy (see [`MemoCell::with_in`]).
-#[inline]
+#[inline(always)]
 pub fn lookup<T: Cacheable>(
     cell: &MemoCell,
     local: Option<&'static LocalKey<LocalCache>>,
