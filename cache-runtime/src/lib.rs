@@ -79,13 +79,11 @@ pub struct ReadmeDoctests;
 /// Support for generated code; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::caches::AliasCell;
     pub use crate::memo::{
         derive, get, invalidate, key_string, lease, lookup, multi_lookup, multi_store, plugin,
         secs_f64, serializer, set, stampede, store, ttl, Flight, KeyArg, KeyBuf, KeyCollection,
-        LocalCache, MemoCell, MemoMap, ResultParts, Setup,
+        LocalCache, MemoCell, MemoMap, ResultParts,
     };
-    pub use crate::{Cache, Cacheable, Error, Result, Ttl};
+    pub use crate::{Cache, Result, Ttl};
     pub use core::time::Duration;
-    pub use tracing;
 }
