@@ -739,3 +739,72 @@ fn keys_of_every_length_are_stored_whole() {
         "the other namespace is kept"
     );
 }
+
+/// Primitives are kept in place in the store; every command still sees them as the typed objects they were.
+#[test]
+fn primitive_values_round_trip_through_every_command() {
+    let cache = Cache::builder().build().unwrap();
+    fn round_trip<T>(cache: &Cache, key: &str, value: T)
+    where
+        T: cache_runtime::Cacheable + PartialEq + std::fmt::Debug,
+    {
+        cache.set(key, &value, Ttl::Default).unwrap();
+        assert_eq!(cache.get::<T>(key).unwrap(), Some(value.clone()), "{key}");
+        let stored = cache.get_stored(key).unwrap().unwrap();
+        match stored {
+            Value::Object(obj) => assert_eq!(obj.downcast_ref::<T>(), Some(&value), "{key}"),
+            Value::Bytes(_) => panic!("{key}: an object store returned bytes"),
+        }
+        assert_eq!(cache.multi_get::<T, _>(&[key]).unwrap(), vec![Some(value)]);
+    }
+    round_trip(&cache, "u8", 7u8);
+    round_trip(&cache, "u16", 700u16);
+    round_trip(&cache, "u32", 70_000u32);
+    round_trip(&cache, "u64", u64::MAX);
+    round_trip(&cache, "usize", 9usize);
+    round_trip(&cache, "i8", -7i8);
+    round_trip(&cache, "i16", -700i16);
+    round_trip(&cache, "i32", -70_000i32);
+    round_trip(&cache, "i64", i64::MIN);
+    round_trip(&cache, "isize", -9isize);
+    round_trip(&cache, "f32", 1.5f32);
+    round_trip(&cache, "f64", -2.25f64);
+    round_trip(&cache, "bool", true);
+    round_trip(&cache, "char", 'é');
+    round_trip(&cache, "string", "not a primitive".to_string());
+
+    // A primitive read as another type is a typed error, and the value stays.
+    assert!(matches!(
+        cache.get::<u64>("u32"),
+        Err(Error::Deserialize { .. })
+    ));
+    assert_eq!(cache.get::<u32>("u32").unwrap(), Some(70_000));
+
+    // increment works on every stored integer type that fits i64, and refuses the rest.
+    assert_eq!(cache.increment("u8", 1).unwrap(), 8);
+    assert_eq!(cache.increment("i32", 1).unwrap(), -69_999);
+    assert_eq!(cache.get::<i64>("i32").unwrap(), Some(-69_999));
+    assert!(matches!(
+        cache.increment("u64", 1),
+        Err(Error::NotAnInteger { .. })
+    ));
+    assert!(matches!(
+        cache.increment("f64", 1),
+        Err(Error::NotAnInteger { .. })
+    ));
+    assert!(matches!(
+        cache.increment("string", 1),
+        Err(Error::NotAnInteger { .. })
+    ));
+    assert_eq!(cache.get::<f64>("f64").unwrap(), Some(-2.25));
+
+    // The optimistic lock sees the stored primitive and its version.
+    let lock = OptimisticLock::new(&cache, "u16").unwrap();
+    assert_eq!(lock.value::<u16>().unwrap(), Some(700));
+    lock.cas(&701u16, Ttl::Default).unwrap();
+    assert_eq!(cache.get::<u16>("u16").unwrap(), Some(701));
+    assert!(matches!(
+        lock.cas(&702u16, Ttl::Default),
+        Err(Error::OptimisticLock { .. })
+    ));
+}

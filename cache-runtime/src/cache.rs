@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::memory::MemoryBackend;
+use crate::backend::memory::{Found, MemoryBackend};
 use crate::backend::null::NullBackend;
 use crate::backend::{Backend, CallOptions};
 use crate::error::{Error, Result};
@@ -337,7 +337,12 @@ impl Cache {
                 // lookup; any other backend lends the value through `get_with`.
                 if let Some(memory) = &self.shared.memory {
                     return memory
-                        .read(&full, |value| self.decode::<T>(value))
+                        .read(&full, |found| match found {
+                            Found::Small(small) => {
+                                small.get::<T>().ok_or_else(|| self.wrong_type::<T>())
+                            }
+                            Found::Value(value) => self.decode::<T>(value),
+                        })
                         .transpose();
                 }
                 let mut found: Option<Result<T>> = None;

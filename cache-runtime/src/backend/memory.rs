@@ -9,6 +9,7 @@
 //! drains a few steps, so expired entries do not pile up in a cache nobody reads. See BENCHMARKS.md for the
 //! numbers against quick_cache, moka and a locked HashMap.
 
+use std::any::Any;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -79,11 +80,135 @@ impl KeyStr {
     }
 }
 
+/// A typed primitive kept in the bucket itself: reading it clones no `Arc` and follows no pointer, which is
+/// one cache miss less per hit for the most common memoized results (numbers, flags).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Small {
+    U8(u8),
+    U16(u16),
+    U32(u32),
+    U64(u64),
+    Usize(usize),
+    I8(i8),
+    I16(i16),
+    I32(i32),
+    I64(i64),
+    Isize(isize),
+    F32(f32),
+    F64(f64),
+    Bool(bool),
+    Char(char),
+}
+
+/// Runs `$body` with `$v` bound to the primitive inside a [`Small`], whatever its type.
+macro_rules! with_small {
+    ($small:expr, $v:ident => $body:expr) => {
+        match $small {
+            Small::U8($v) => $body,
+            Small::U16($v) => $body,
+            Small::U32($v) => $body,
+            Small::U64($v) => $body,
+            Small::Usize($v) => $body,
+            Small::I8($v) => $body,
+            Small::I16($v) => $body,
+            Small::I32($v) => $body,
+            Small::I64($v) => $body,
+            Small::Isize($v) => $body,
+            Small::F32($v) => $body,
+            Small::F64($v) => $body,
+            Small::Bool($v) => $body,
+            Small::Char($v) => $body,
+        }
+    };
+}
+
+impl Small {
+    /// The primitive inside a stored object, if it is one.
+    fn of(obj: &(dyn Any + Send + Sync)) -> Option<Small> {
+        macro_rules! try_types {
+            ($($t:ty => $variant:ident),*) => {
+                $(if let Some(v) = obj.downcast_ref::<$t>() {
+                    return Some(Small::$variant(*v));
+                })*
+            };
+        }
+        try_types!(
+            u8 => U8, u16 => U16, u32 => U32, u64 => U64, usize => Usize,
+            i8 => I8, i16 => I16, i32 => I32, i64 => I64, isize => Isize,
+            f32 => F32, f64 => F64, bool => Bool, char => Char
+        );
+        None
+    }
+
+    /// The value as a `T`, if it is one (the type test folds away for a known `T`).
+    #[inline]
+    pub(crate) fn get<T: Any + Clone>(&self) -> Option<T> {
+        with_small!(self, v => (v as &dyn Any).downcast_ref::<T>().cloned())
+    }
+
+    /// The value as an `i64`, for `increment`.
+    fn integer(&self) -> Option<i64> {
+        match *self {
+            Small::U8(v) => Some(i64::from(v)),
+            Small::U16(v) => Some(i64::from(v)),
+            Small::U32(v) => Some(i64::from(v)),
+            Small::U64(v) => i64::try_from(v).ok(),
+            Small::Usize(v) => i64::try_from(v).ok(),
+            Small::I8(v) => Some(i64::from(v)),
+            Small::I16(v) => Some(i64::from(v)),
+            Small::I32(v) => Some(i64::from(v)),
+            Small::I64(v) => Some(v),
+            Small::Isize(v) => i64::try_from(v).ok(),
+            Small::F32(_) | Small::F64(_) | Small::Bool(_) | Small::Char(_) => None,
+        }
+    }
+
+    /// As the backend interface's [`Value`] (allocates; not on the hit path).
+    fn to_value(self) -> Value {
+        with_small!(self, v => Value::Object(Arc::new(v)))
+    }
+}
+
+/// What an entry holds: a primitive in place, or the [`Value`] as written.
+enum Stored {
+    Small(Small),
+    Value(Value),
+}
+
+impl Stored {
+    fn new(value: Value) -> Stored {
+        match &value {
+            Value::Object(obj) => Small::of(&**obj).map_or(Stored::Value(value), Stored::Small),
+            Value::Bytes(_) => Stored::Value(value),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        match self {
+            Stored::Small(small) => small.to_value(),
+            Stored::Value(value) => value.clone(),
+        }
+    }
+
+    fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Stored::Small(_) => None,
+            Stored::Value(value) => value.as_bytes(),
+        }
+    }
+}
+
+/// A stored value lent to a reader under the shard's read lock.
+pub(crate) enum Found<'a> {
+    Small(Small),
+    Value(&'a Value),
+}
+
 /// What the hash table holds: the key and everything a read needs, in one bucket, so a hit loads the bucket
 /// and the value and nothing else.
 struct Entry {
     key: KeyStr,
-    value: Value,
+    value: Stored,
     /// Milliseconds since the epoch; 0 = never.
     expires_at: u64,
     /// Changes on every write: the optimistic-lock token.
@@ -271,7 +396,7 @@ impl Shard {
         let version = self.next_version();
         if let Some(entry) = self.table.find_mut(hash, |e| e.key.is(key)) {
             let old_weight = std::mem::replace(&mut entry.weight, weight);
-            entry.value = value;
+            entry.value = Stored::new(value);
             entry.expires_at = expires_at;
             entry.version = version;
             let idx = entry.slot;
@@ -292,7 +417,7 @@ impl Shard {
         };
         let entry = Entry {
             key: KeyStr::new(key),
-            value,
+            value: Stored::new(value),
             expires_at,
             version,
             weight,
@@ -612,7 +737,7 @@ impl MemoryBackend {
     /// Generic, so [`Cache::get`](crate::Cache::get) inlines its decode into the lookup; `read` must not
     /// write to this backend.
     #[inline]
-    pub(crate) fn read<R>(&self, key: &str, read: impl FnOnce(&Value) -> R) -> Option<R> {
+    pub(crate) fn read<R>(&self, key: &str, read: impl FnOnce(Found<'_>) -> R) -> Option<R> {
         let hash = self.hash(key);
         let lock = self.shard(hash);
         {
@@ -623,7 +748,10 @@ impl MemoryBackend {
                 if !entry.visited.load(Ordering::Relaxed) {
                     entry.visited.store(true, Ordering::Relaxed);
                 }
-                return Some(read(&entry.value));
+                return Some(read(match &entry.value {
+                    Stored::Small(small) => Found::Small(*small),
+                    Stored::Value(value) => Found::Value(value),
+                }));
             }
         }
         self.drop_expired(lock, hash, key);
@@ -663,7 +791,12 @@ impl Backend for MemoryBackend {
         _opts: &CallOptions,
         read: &mut dyn FnMut(&Value),
     ) -> Result<bool> {
-        Ok(self.read(key, |value| read(value)).is_some())
+        Ok(self
+            .read(key, |found| match found {
+                Found::Small(small) => read(&small.to_value()),
+                Found::Value(value) => read(value),
+            })
+            .is_some())
     }
 
     fn set(
@@ -750,7 +883,12 @@ impl Backend for MemoryBackend {
                 let entry = shard.entry(idx);
                 let expires_at = entry.expires_at;
                 let (new, value) = match &entry.value {
-                    Value::Bytes(bytes) => {
+                    Stored::Small(small) => {
+                        let current = small.integer().ok_or_else(not_an_integer)?;
+                        let new = current.checked_add(delta).ok_or_else(overflow)?;
+                        (new, Value::Object(Arc::new(new)))
+                    }
+                    Stored::Value(Value::Bytes(bytes)) => {
                         let current: i64 = std::str::from_utf8(bytes)
                             .ok()
                             .and_then(|s| s.parse().ok())
@@ -758,8 +896,11 @@ impl Backend for MemoryBackend {
                         let new = current.checked_add(delta).ok_or_else(overflow)?;
                         (new, Value::Bytes(new.to_string().into_bytes()))
                     }
-                    Value::Object(obj) => {
-                        let current = integer_of(&**obj).ok_or_else(not_an_integer)?;
+                    Stored::Value(Value::Object(obj)) => {
+                        // Primitives are stored as `Small`, so this object is not an integer.
+                        let current = Small::of(&**obj)
+                            .and_then(|small| small.integer())
+                            .ok_or_else(not_an_integer)?;
                         let new = current.checked_add(delta).ok_or_else(overflow)?;
                         (new, Value::Object(Arc::new(new)))
                     }
@@ -875,7 +1016,7 @@ impl Backend for MemoryBackend {
         let shard = self.shard(hash).read();
         match shard.lookup(hash, key) {
             Some(e) if e.live(|| self.clock.now_millis()) => {
-                Ok((Some(e.value.clone()), CasToken::Version(e.version)))
+                Ok((Some(e.value.to_value()), CasToken::Version(e.version)))
             }
             _ => Ok((None, CasToken::Absent)),
         }
@@ -919,17 +1060,4 @@ impl Backend for MemoryBackend {
             Ok(false)
         }
     }
-}
-
-/// The value of a stored integer object of any primitive integer type that fits i64.
-fn integer_of(obj: &(dyn std::any::Any + Send + Sync)) -> Option<i64> {
-    macro_rules! try_int {
-        ($($t:ty),*) => {
-            $(if let Some(v) = obj.downcast_ref::<$t>() {
-                return i64::try_from(*v).ok();
-            })*
-        };
-    }
-    try_int!(i64, i32, i16, i8, u64, u32, u16, u8, isize, usize);
-    None
 }
