@@ -4,8 +4,8 @@
 //! - `macros/miss_insert`: every call a new key into a cache bounded at 1,024 entries (so each call also evicts).
 //! - `macros/hit_2_threads`: two threads hitting the same 1,024 keys; one iteration is one call on each thread,
 //!   so perfect scaling shows the same time per iteration as `macros/hit`.
-//! - `macros/breakdown`: the pieces of our hit path (key building, alias resolution, `Cache::get`, the memory
-//!   backend alone) next to a `RwLock<HashMap<String, u64>>` lookup of the same keys.
+//! - `macros/breakdown`: the pieces of our hit path (key building, alias resolution, `Cache::get` on the
+//!   memory backend) next to a `RwLock<HashMap<String, u64>>` lookup of the same keys.
 //!
 //! Before criterion runs, an interleaved A/B pass alternates short batches of ours and `cached` and prints the
 //! ratio of the medians: on a shared, loaded machine it is steadier than comparing two criterion runs taken
@@ -20,7 +20,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use cache_runtime::caches::{self, AliasCell};
-use cache_runtime::{AliasConfig, CallOptions, Value};
+use cache_runtime::AliasConfig;
 use criterion::{criterion_group, Criterion};
 
 const HOT: usize = 1024;
@@ -266,20 +266,6 @@ fn breakdown(c: &mut Criterion) {
         bench.iter(|| {
             i = (i + 1) % HOT;
             black_box(cache.get::<u64>(&full[i]).ok().flatten())
-        });
-    });
-    group.bench_function("memory_backend_get_with", |bench| {
-        let mut i = 0;
-        let opts = CallOptions::default();
-        bench.iter(|| {
-            i = (i + 1) % HOT;
-            let mut found = 0u64;
-            let _ = cache.backend().get_with(&full[i], &opts, &mut |v| {
-                if let Value::Object(o) = v {
-                    found = o.downcast_ref::<u64>().copied().unwrap_or(0);
-                }
-            });
-            black_box(found)
         });
     });
     let map: HashMap<String, u64> = full.iter().map(|k| (k.clone(), 1)).collect();

@@ -314,6 +314,17 @@ impl Cache {
         }
     }
 
+    /// A read from the memory backend, decoded under its read lock (primitives straight from the bucket).
+    #[inline]
+    fn read_memory<T: Cacheable>(&self, memory: &MemoryBackend, full: &str) -> Result<Option<T>> {
+        memory
+            .read(full, |found| match found {
+                Found::Small(small) => small.get::<T>().ok_or_else(|| self.wrong_type::<T>()),
+                Found::Value(value) => self.decode::<T>(value),
+            })
+            .transpose()
+    }
+
     /// Reads a value: `Ok(None)` on a miss. A value that does not decode as `T` is an
     /// [`Error::Deserialize`] and stays stored as it was.
     ///
@@ -336,14 +347,7 @@ impl Cache {
                 // The memory backend is called directly, so the decode below is inlined into its shard
                 // lookup; any other backend lends the value through `get_with`.
                 if let Some(memory) = &self.shared.memory {
-                    return memory
-                        .read(&full, |found| match found {
-                            Found::Small(small) => {
-                                small.get::<T>().ok_or_else(|| self.wrong_type::<T>())
-                            }
-                            Found::Value(value) => self.decode::<T>(value),
-                        })
-                        .transpose();
+                    return self.read_memory(memory, &full);
                 }
                 let mut found: Option<Result<T>> = None;
                 self.shared
@@ -396,6 +400,12 @@ impl Cache {
             Command::MultiGet,
             &user_keys,
             || {
+                if let Some(memory) = &self.shared.memory {
+                    return full_refs
+                        .iter()
+                        .map(|key| self.read_memory(memory, key))
+                        .collect();
+                }
                 self.shared
                     .backend
                     .multi_get(&full_refs, &self.opts())?
