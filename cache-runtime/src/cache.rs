@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::memory::{Found, MemoryBackend};
+use crate::backend::memory::{Found, MemoryBackend, Stored};
 use crate::backend::null::NullBackend;
 use crate::backend::{Backend, CallOptions};
 use crate::error::{Error, Result};
@@ -314,6 +314,15 @@ impl Cache {
         }
     }
 
+    /// The memory backend, when values are stored as typed objects (not bytes) in it.
+    #[inline]
+    fn memory_objects(&self) -> Option<&MemoryBackend> {
+        self.shared
+            .memory
+            .as_deref()
+            .filter(|_| self.shared.objects)
+    }
+
     /// A read from the memory backend, decoded under its read lock (primitives straight from the bucket).
     #[inline]
     fn read_memory<T: Cacheable>(&self, memory: &MemoryBackend, full: &str) -> Result<Option<T>> {
@@ -428,8 +437,21 @@ impl Cache {
     /// ```
     pub fn set<T: Cacheable>(&self, key: &str, value: &T, ttl: impl Into<Ttl>) -> Result<()> {
         let ttl = self.ttl(ttl.into())?;
-        let value = self.encode(value)?;
         let full = self.full_key(key);
+        if let Some(memory) = self.memory_objects() {
+            // Typed straight into the store: a primitive is kept in place, with no `Arc` made for it.
+            let stored = Stored::typed(value);
+            return self.observe(
+                Command::Set,
+                &[key],
+                || {
+                    memory.set_stored(&full, stored, ttl);
+                    Ok(())
+                },
+                |_| Observed::Done,
+            );
+        }
+        let value = self.encode(value)?;
         self.observe(
             Command::Set,
             &[key],
@@ -488,6 +510,22 @@ impl Cache {
         let ttl = self.ttl(ttl)?;
         let user_keys: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
         let full: Vec<FullKey<'_>> = user_keys.iter().map(|k| self.full_key(k)).collect();
+        if let Some(memory) = self.memory_objects() {
+            let entries = full
+                .iter()
+                .zip(&pairs)
+                .map(|(k, (_, v))| (&**k, Stored::typed(*v)))
+                .collect();
+            return self.observe(
+                Command::MultiSet,
+                &user_keys,
+                || {
+                    memory.multi_set_stored(entries, ttl);
+                    Ok(())
+                },
+                |_| Observed::Done,
+            );
+        }
         let entries = full
             .iter()
             .zip(&pairs)

@@ -9,7 +9,7 @@
 //! drains a few steps, so expired entries do not pile up in a cache nobody reads. See BENCHMARKS.md for the
 //! numbers against quick_cache, moka and a locked HashMap.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -123,11 +123,31 @@ macro_rules! with_small {
 }
 
 impl Small {
-    /// The primitive inside a stored object, if it is one.
+    /// The primitive inside a stored object, if it is one (one virtual `type_id` call, then compares).
     fn of(obj: &(dyn Any + Send + Sync)) -> Option<Small> {
+        let id = obj.type_id();
         macro_rules! try_types {
             ($($t:ty => $variant:ident),*) => {
-                $(if let Some(v) = obj.downcast_ref::<$t>() {
+                $(if id == TypeId::of::<$t>() {
+                    return obj.downcast_ref::<$t>().map(|v| Small::$variant(*v));
+                })*
+            };
+        }
+        try_types!(
+            u8 => U8, u16 => U16, u32 => U32, u64 => U64, usize => Usize,
+            i8 => I8, i16 => I16, i32 => I32, i64 => I64, isize => Isize,
+            f32 => F32, f64 => F64, bool => Bool, char => Char
+        );
+        None
+    }
+
+    /// `value` as a primitive, if its type is one (decided at compile time for a known `T`).
+    #[inline]
+    fn from_ref<T: Any>(value: &T) -> Option<Small> {
+        let any: &dyn Any = value;
+        macro_rules! try_types {
+            ($($t:ty => $variant:ident),*) => {
+                $(if let Some(v) = any.downcast_ref::<$t>() {
                     return Some(Small::$variant(*v));
                 })*
             };
@@ -170,12 +190,22 @@ impl Small {
 }
 
 /// What an entry holds: a primitive in place, or the [`Value`] as written.
-enum Stored {
+pub(crate) enum Stored {
     Small(Small),
     Value(Value),
 }
 
 impl Stored {
+    /// A typed object for the store: a primitive in place, anything else in an `Arc` (no `Arc` is allocated
+    /// for a primitive).
+    #[inline]
+    pub(crate) fn typed<T: Any + Clone + Send + Sync>(value: &T) -> Stored {
+        match Small::from_ref(value) {
+            Some(small) => Stored::Small(small),
+            None => Stored::Value(Value::Object(Arc::new(value.clone()))),
+        }
+    }
+
     fn new(value: Value) -> Stored {
         match &value {
             Value::Object(obj) => Small::of(&**obj).map_or(Stored::Value(value), Stored::Small),
@@ -389,14 +419,14 @@ impl Shard {
         &mut self,
         hash: u64,
         key: &str,
-        value: Value,
+        value: Stored,
         weight: usize,
         expires_at: u64,
     ) -> (u32, bool) {
         let version = self.next_version();
         if let Some(entry) = self.table.find_mut(hash, |e| e.key.is(key)) {
             let old_weight = std::mem::replace(&mut entry.weight, weight);
-            entry.value = Stored::new(value);
+            entry.value = value;
             entry.expires_at = expires_at;
             entry.version = version;
             let idx = entry.slot;
@@ -417,7 +447,7 @@ impl Shard {
         };
         let entry = Entry {
             key: KeyStr::new(key),
-            value: Stored::new(value),
+            value,
             expires_at,
             version,
             weight,
@@ -446,11 +476,12 @@ struct Totals {
 pub type Weigher = Arc<dyn Fn(&str, &Value) -> usize + Send + Sync>;
 
 /// The default weight: key length plus stored bytes, or the shallow size of a stored object.
-fn default_weight(key: &str, value: &Value) -> usize {
+fn default_weight(key: &str, value: &Stored) -> usize {
     key.len()
         + match value {
-            Value::Bytes(bytes) => bytes.len(),
-            Value::Object(obj) => std::mem::size_of_val(&**obj),
+            Stored::Small(small) => with_small!(small, v => std::mem::size_of_val(v)),
+            Stored::Value(Value::Bytes(bytes)) => bytes.len(),
+            Stored::Value(Value::Object(obj)) => std::mem::size_of_val(&**obj),
         }
 }
 
@@ -690,11 +721,12 @@ impl MemoryBackend {
                 .is_some_and(|max| self.totals.weight.load(Ordering::Relaxed) > max)
     }
 
-    fn weigh(&self, key: &str, value: &Value) -> usize {
-        match (&self.max_weight, &self.weigher) {
-            (None, _) => 0,
-            (Some(_), Some(weigher)) => weigher(key, value),
-            (Some(_), None) => default_weight(key, value),
+    fn weigh(&self, key: &str, value: &Stored) -> usize {
+        match (&self.max_weight, &self.weigher, value) {
+            (None, ..) => 0,
+            (Some(_), Some(weigher), Stored::Value(value)) => weigher(key, value),
+            (Some(_), Some(weigher), Stored::Small(small)) => weigher(key, &small.to_value()),
+            (Some(_), None, _) => default_weight(key, value),
         }
     }
 
@@ -703,7 +735,7 @@ impl MemoryBackend {
         shard: &mut RwLockWriteGuard<'_, Shard>,
         hash: u64,
         key: &str,
-        value: Value,
+        value: Stored,
         expires_at: u64,
     ) {
         let now = self.sweep_time(shard);
@@ -765,6 +797,44 @@ impl MemoryBackend {
     }
 }
 
+impl MemoryBackend {
+    /// `set` of a value already in its stored form (see [`Stored::typed`]).
+    pub(crate) fn set_stored(&self, key: &str, value: Stored, ttl: Option<Duration>) {
+        let hash = self.hash(key);
+        let expires_at = self.expires_at(ttl);
+        let mut shard = self.shard(hash).write();
+        self.write_entry(&mut shard, hash, key, value, expires_at);
+    }
+
+    /// `multi_set` of values already in their stored form: every shard involved is locked, in index order,
+    /// before any is written, so readers see all writes or none.
+    pub(crate) fn multi_set_stored(&self, entries: Vec<(&str, Stored)>, ttl: Option<Duration>) {
+        let expires_at = self.expires_at(ttl);
+        let mut hashed: Vec<(usize, u64, &str, Stored)> = entries
+            .into_iter()
+            .map(|(key, value)| {
+                let hash = self.hash(key);
+                ((hash >> 32) as usize & self.shard_mask, hash, key, value)
+            })
+            .collect();
+        // Lock every shard involved, in index order (no deadlock), so readers see all writes or none.
+        hashed.sort_by_key(|row| row.0);
+        let mut guards: Vec<(usize, RwLockWriteGuard<'_, Shard>)> = Vec::new();
+        for (shard_idx, ..) in &hashed {
+            if guards.last().map(|g| g.0) != Some(*shard_idx) {
+                guards.push((*shard_idx, self.shards[*shard_idx].0.write()));
+            }
+        }
+        let mut g = 0;
+        for (shard_idx, hash, key, value) in hashed {
+            while guards[g].0 != shard_idx {
+                g += 1;
+            }
+            self.write_entry(&mut guards[g].1, hash, key, value, expires_at);
+        }
+    }
+}
+
 impl Backend for MemoryBackend {
     fn name(&self) -> &str {
         "memory"
@@ -806,10 +876,7 @@ impl Backend for MemoryBackend {
         ttl: Option<Duration>,
         _opts: &CallOptions,
     ) -> Result<()> {
-        let hash = self.hash(key);
-        let expires_at = self.expires_at(ttl);
-        let mut shard = self.shard(hash).write();
-        self.write_entry(&mut shard, hash, key, value, expires_at);
+        self.set_stored(key, Stored::new(value), ttl);
         Ok(())
     }
 
@@ -819,29 +886,13 @@ impl Backend for MemoryBackend {
         ttl: Option<Duration>,
         _opts: &CallOptions,
     ) -> Result<()> {
-        let expires_at = self.expires_at(ttl);
-        let mut hashed: Vec<(usize, u64, &str, Value)> = entries
-            .into_iter()
-            .map(|(key, value)| {
-                let hash = self.hash(key);
-                ((hash >> 32) as usize & self.shard_mask, hash, key, value)
-            })
-            .collect();
-        // Lock every shard involved, in index order (no deadlock), so readers see all writes or none.
-        hashed.sort_by_key(|row| row.0);
-        let mut guards: Vec<(usize, RwLockWriteGuard<'_, Shard>)> = Vec::new();
-        for (shard_idx, ..) in &hashed {
-            if guards.last().map(|g| g.0) != Some(*shard_idx) {
-                guards.push((*shard_idx, self.shards[*shard_idx].0.write()));
-            }
-        }
-        let mut g = 0;
-        for (shard_idx, hash, key, value) in hashed {
-            while guards[g].0 != shard_idx {
-                g += 1;
-            }
-            self.write_entry(&mut guards[g].1, hash, key, value, expires_at);
-        }
+        self.multi_set_stored(
+            entries
+                .into_iter()
+                .map(|(key, value)| (key, Stored::new(value)))
+                .collect(),
+            ttl,
+        );
         Ok(())
     }
 
@@ -858,7 +909,7 @@ impl Backend for MemoryBackend {
         if shard.find_live(hash, key, &*self.clock).is_some() {
             return Ok(false);
         }
-        self.write_entry(&mut shard, hash, key, value, expires_at);
+        self.write_entry(&mut shard, hash, key, Stored::new(value), expires_at);
         Ok(true)
     }
 
@@ -906,6 +957,7 @@ impl Backend for MemoryBackend {
                     }
                 };
                 // Same key, same TTL: a replace that keeps the version and weight totals right.
+                let value = Stored::new(value);
                 let weight = self.weigh(key, &value);
                 shard.upsert(hash, key, value, weight, expires_at);
                 Ok(new)
@@ -915,7 +967,7 @@ impl Backend for MemoryBackend {
                     &mut shard,
                     hash,
                     key,
-                    Value::Bytes(delta.to_string().into_bytes()),
+                    Stored::Value(Value::Bytes(delta.to_string().into_bytes())),
                     0,
                 );
                 Ok(delta)
@@ -1042,7 +1094,7 @@ impl Backend for MemoryBackend {
             _ => false,
         };
         if matches {
-            self.write_entry(&mut shard, hash, key, value, expires_at);
+            self.write_entry(&mut shard, hash, key, Stored::new(value), expires_at);
         }
         Ok(matches)
     }
