@@ -123,32 +123,15 @@ macro_rules! with_small {
 }
 
 impl Small {
-    /// The primitive inside a stored object, if it is one (one virtual `type_id` call, then compares).
-    fn of(obj: &(dyn Any + Send + Sync)) -> Option<Small> {
+    /// The primitive inside `obj`, if it is one: one `type_id` call, then compares. Inlined where the type is
+    /// known, the whole test folds to a constant.
+    #[inline]
+    fn of(obj: &dyn Any) -> Option<Small> {
         let id = obj.type_id();
         macro_rules! try_types {
             ($($t:ty => $variant:ident),*) => {
                 $(if id == TypeId::of::<$t>() {
                     return obj.downcast_ref::<$t>().map(|v| Small::$variant(*v));
-                })*
-            };
-        }
-        try_types!(
-            u8 => U8, u16 => U16, u32 => U32, u64 => U64, usize => Usize,
-            i8 => I8, i16 => I16, i32 => I32, i64 => I64, isize => Isize,
-            f32 => F32, f64 => F64, bool => Bool, char => Char
-        );
-        None
-    }
-
-    /// `value` as a primitive, if its type is one (decided at compile time for a known `T`).
-    #[inline]
-    fn from_ref<T: Any>(value: &T) -> Option<Small> {
-        let any: &dyn Any = value;
-        macro_rules! try_types {
-            ($($t:ty => $variant:ident),*) => {
-                $(if let Some(v) = any.downcast_ref::<$t>() {
-                    return Some(Small::$variant(*v));
                 })*
             };
         }
@@ -200,7 +183,7 @@ impl Stored {
     /// for a primitive).
     #[inline]
     pub(crate) fn typed<T: Any + Clone + Send + Sync>(value: &T) -> Stored {
-        match Small::from_ref(value) {
+        match Small::of(value) {
             Some(small) => Stored::Small(small),
             None => Stored::Value(Value::Object(Arc::new(value.clone()))),
         }
