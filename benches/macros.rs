@@ -248,7 +248,7 @@ fn breakdown(c: &mut Criterion) {
         bench.iter(|| {
             i = (i + 1) % HOT;
             let (a, b) = &keys[i];
-            let mut key = cache_runtime::__private::KeyBuf::take();
+            let mut key = cache_runtime::__private::KeyBuf::new();
             key.push("cache_suite::ours");
             key.open();
             key.arg(a);

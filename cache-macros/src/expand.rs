@@ -486,7 +486,7 @@ impl<'a> Gen<'a> {
             let __cache_keys: ::std::vec::Vec<#rt::__private::KeyBuf> = __cache_elems
                 .iter()
                 .map(|&__cache_elem| {
-                    let mut __cache_key = #rt::__private::KeyBuf::take();
+                    let mut __cache_key = #rt::__private::KeyBuf::new();
                     #write
                     __cache_key
                 })

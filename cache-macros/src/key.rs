@@ -143,7 +143,7 @@ impl KeyGen<'_> {
         let rt = self.rt;
         let write = self.write();
         quote! {
-            let mut __cache_key = #rt::__private::KeyBuf::take();
+            let mut __cache_key = #rt::__private::KeyBuf::new();
             #write
         }
     }
@@ -153,7 +153,7 @@ impl KeyGen<'_> {
         let rt = self.rt;
         let write = self.write();
         quote! {{
-            let mut __cache_key = #rt::__private::KeyBuf::take();
+            let mut __cache_key = #rt::__private::KeyBuf::new();
             #write
             __cache_key
         }}

@@ -3,8 +3,8 @@
 //!
 //! - [`MemoCell`]: where a decorated function's cache comes from (an alias, followed across `set_config`, or an
 //!   instance owned by the function), resolved with one atomic load per call.
-//! - [`KeyBuf`]: the default key, `{path}({arg},{arg},..)` with every argument in JSON, built into a per-thread
-//!   buffer that is taken out and put back, so a hit allocates nothing and recursion stays safe.
+//! - [`KeyBuf`]: the default key, `{path}({arg},{arg},..)` with every argument in JSON, built on the caller's
+//!   stack (up to 128 bytes; longer keys continue on the heap), so a hit allocates nothing and recursion is safe.
 //! - Fail-open lookups and stores: a cache error is logged through `tracing` and treated as a miss.
 //! - [`stampede`]: an in-process single flight per key, plus a [`RedLock`] on the cache across processes.
 //! - [`KeyCollection`] and [`MemoMap`]: the collections and maps `#[multi_cached]` works with.
@@ -714,7 +714,7 @@ pub struct KeyBuf {
 impl KeyBuf {
     /// An empty key.
     #[inline(always)]
-    pub fn take() -> KeyBuf {
+    pub fn new() -> KeyBuf {
         KeyBuf {
             text: KeyText::new(),
             args: 0,
@@ -778,6 +778,12 @@ impl KeyBuf {
     /// The key as an owned string.
     pub fn into_string(self) -> Result<String> {
         self.as_str().map(str::to_owned)
+    }
+}
+
+impl Default for KeyBuf {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -1214,7 +1220,7 @@ mod tests {
 
     #[test]
     fn keys_are_json_arguments_in_parentheses() {
-        let mut key = KeyBuf::take();
+        let mut key = KeyBuf::new();
         key.push("app::f");
         key.open();
         key.arg("a,b");
@@ -1227,7 +1233,7 @@ mod tests {
     #[test]
     fn non_finite_floats_and_none_have_distinct_keys() {
         let key = |f: &dyn Fn(&mut KeyBuf)| {
-            let mut k = KeyBuf::take();
+            let mut k = KeyBuf::new();
             f(&mut k);
             k.into_string().unwrap()
         };
@@ -1252,7 +1258,7 @@ mod tests {
     #[test]
     fn long_keys_move_to_the_heap_whole() {
         let long = "x".repeat(3 * KEY_INLINE);
-        let mut key = KeyBuf::take();
+        let mut key = KeyBuf::new();
         key.push("app::f");
         key.open();
         key.arg(&long);
@@ -1263,10 +1269,10 @@ mod tests {
 
     #[test]
     fn nested_keys_use_their_own_buffer() {
-        let mut outer = KeyBuf::take();
+        let mut outer = KeyBuf::new();
         outer.push("outer");
         {
-            let mut inner = KeyBuf::take();
+            let mut inner = KeyBuf::new();
             inner.push("inner");
             assert_eq!(inner.as_str().unwrap(), "inner");
         }
@@ -1332,7 +1338,7 @@ mod tests {
 
     #[test]
     fn unserializable_arguments_fail_the_key() {
-        let mut key = KeyBuf::take();
+        let mut key = KeyBuf::new();
         let mut map = HashMap::new();
         map.insert(vec![1u8], 1u8); // JSON object keys must be strings
         key.arg(&map);
