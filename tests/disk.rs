@@ -443,9 +443,14 @@ fn spawn_writer(dir: &std::path::Path) -> std::process::Child {
         ])
         .env(CHILD_ENV, dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(child_log(dir)).unwrap())
         .spawn()
         .unwrap()
+}
+
+/// Where the child writer's stderr goes (in the cache's directory, beside the database).
+fn child_log(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("child-stderr.log")
 }
 
 fn verify(cache: &Cache) -> usize {
@@ -498,10 +503,12 @@ fn a_writer_killed_mid_write_leaves_only_intact_values_and_another_process_share
             Instant::now() < deadline,
             "the child wrote only {writes} rounds in 60 s"
         );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the child exited early"
-        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the child exited early ({status}); its stderr:\n{}",
+                std::fs::read_to_string(child_log(dir.path())).unwrap_or_default()
+            );
+        }
         cache
             .set(&format!("parent:{mine}"), &record(mine), Ttl::Default)
             .unwrap();
@@ -648,4 +655,65 @@ fn compare_and_set_refuses_a_byte_valued_token() {
     ));
     let stored = backend.get("k", &opts).unwrap().unwrap();
     assert_eq!(stored.as_bytes(), Some(&b"1"[..]));
+}
+
+const OPENER_ENV: &str = "CACHE_DISK_OPENER";
+
+/// Opens the cache and writes one key, when run as a child; a no-op in a normal test run.
+#[test]
+fn disk_child_opener() {
+    let Some(dir) = std::env::var_os(OPENER_ENV) else {
+        return;
+    };
+    let cache = Cache::builder()
+        .backend(DiskBackend::open(&dir).unwrap())
+        .build()
+        .unwrap();
+    cache
+        .set(
+            &format!("opened-by:{}", std::process::id()),
+            &1u8,
+            Ttl::Default,
+        )
+        .unwrap();
+}
+
+/// Processes that open a new cache directory at the same moment contend for the switch to WAL mode and the
+/// schema: every one of them must open it (SQLite answers some of these contentions with "database is
+/// locked" at once, which the backend retries).
+#[test]
+fn processes_opening_a_new_cache_at_once_all_open_it() {
+    const PROCESSES: usize = 6;
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let children: Vec<_> = (0..PROCESSES)
+            .map(|_| {
+                Command::new(std::env::current_exe().unwrap())
+                    .args([
+                        "--exact",
+                        "disk_child_opener",
+                        "--nocapture",
+                        "--test-threads=1",
+                    ])
+                    .env(OPENER_ENV, dir.path())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "an opener failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let cache = Cache::builder()
+            .backend(DiskBackend::open(dir.path()).unwrap())
+            .build()
+            .unwrap();
+        assert_eq!(cache.keys("opened-by:*").unwrap().len(), PROCESSES);
+    }
 }

@@ -279,7 +279,7 @@ impl Store {
         conn.busy_timeout(DEFAULT_BUSY)
             .map_err(|e| open_error(dir, e))?;
         if writer {
-            Self::prepare(&conn).map_err(|e| open_error(dir, e))?;
+            Self::prepare_retrying(&conn).map_err(|e| open_error(dir, e))?;
         }
         Ok(Conn {
             conn,
@@ -287,35 +287,65 @@ impl Store {
         })
     }
 
+    /// [`prepare`](Store::prepare), tried again while another process holds the file (for up to
+    /// `DEFAULT_BUSY`): two processes opening a new cache at once contend for the switch to WAL mode and the
+    /// schema, and SQLite answers some of those contentions with "database is locked" without waiting.
+    fn prepare_retrying(conn: &Connection) -> std::result::Result<(), String> {
+        let deadline = Instant::now() + DEFAULT_BUSY;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match Self::prepare(conn) {
+                Err(Prepare::Sql(e)) if is_busy(&e) && Instant::now() < deadline => {
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    // Back off (not a synchronization: the other process's open takes milliseconds).
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(Prepare::Sql(e)) => return Err(e.to_string()),
+                Err(Prepare::Refused(message)) => return Err(message),
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+
     /// Checks the file is ours (or new), then sets WAL mode and creates the schema.
-    fn prepare(conn: &Connection) -> std::result::Result<(), String> {
-        let sql = |e: rusqlite::Error| e.to_string();
-        let app: i32 = conn
-            .pragma_query_value(None, "application_id", |r| r.get(0))
-            .map_err(sql)?;
-        let version: i32 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(sql)?;
-        let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-            .map_err(sql)?;
+    fn prepare(conn: &Connection) -> std::result::Result<(), Prepare> {
+        let sql = Prepare::Sql;
+        // One read transaction, so the three reads see one state of the file: another process may be creating
+        // the schema and stamping the application id right now, and tables without the id would look foreign.
+        let (app, version, tables) = {
+            let read = conn.unchecked_transaction().map_err(sql)?;
+            let app: i32 = read
+                .pragma_query_value(None, "application_id", |r| r.get(0))
+                .map_err(sql)?;
+            let version: i32 = read
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .map_err(sql)?;
+            let tables: i64 = read
+                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+                .map_err(sql)?;
+            read.commit().map_err(sql)?;
+            (app, version, tables)
+        };
         if app != APPLICATION_ID && (app != 0 || tables > 0) {
-            return Err(format!(
+            return Err(Prepare::Refused(format!(
                 "`{FILE_NAME}` is an SQLite database of another application; refusing to touch it"
-            ));
+            )));
         }
         if version > FORMAT_VERSION {
-            return Err(format!(
+            return Err(Prepare::Refused(format!(
                 "the database has format {version}, written by a newer cache-runtime (this one reads {FORMAT_VERSION})"
-            ));
+            )));
         }
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(sql)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(format!(
+            return Err(Prepare::Refused(format!(
                 "the file system does not support WAL mode (got `{mode}`)"
-            ));
+            )));
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql)?;
@@ -328,6 +358,14 @@ impl Store {
         .map_err(sql)?;
         Ok(())
     }
+}
+
+/// Why [`Store::prepare`] failed.
+enum Prepare {
+    /// SQLite's error (retried while it is a busy file).
+    Sql(rusqlite::Error),
+    /// The file is not one this backend may use.
+    Refused(String),
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
