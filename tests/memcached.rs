@@ -1070,10 +1070,10 @@ fn ipv6_servers_are_parsed_with_brackets() {
 
 #[test]
 fn an_increment_whose_key_keeps_vanishing_gives_up_with_a_backend_error() {
-    // `incr` always finds no key and `add` always finds one: a bounded number of rounds, then an error.
+    // `gets` always finds no key and `add` always finds one: a bounded number of rounds, then an error.
     let addr = scripted_server(|_, _, line| {
-        Some(if line.starts_with("incr") {
-            "NOT_FOUND\r\n".to_string()
+        Some(if line.starts_with("gets") {
+            "END\r\n".to_string()
         } else if line.starts_with("add") {
             "NOT_STORED\r\n".into()
         } else {
