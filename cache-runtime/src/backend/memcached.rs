@@ -991,22 +991,22 @@ impl MemcachedBackend {
         }
     }
 
-    /// What becomes of a server's part of a pipelined command whose write failed: run again on a new
-    /// connection when the failed one came from the pool, unless it timed out (a slow server is not a dead
-    /// one, and the caller's time is spent).
-    fn after_send_fault(
+    /// What becomes of a server's part of a pipelined command whose connection failed (writing or reading):
+    /// `Ok` to run it again on a new connection, when the failed one came from the pool and did not time out
+    /// (a slow server is not a dead one, and the caller's time is spent); otherwise the error.
+    fn after_fault(
         &self,
         idx: usize,
         command: &'static str,
         opts: &CallOptions,
         pooled: bool,
         fault: Fault,
-    ) -> Pending {
+    ) -> Result<()> {
         self.forget_idle(idx, &fault);
         if pooled && !timed_out(&fault) {
-            Pending::Retry
+            Ok(())
         } else {
-            Pending::Failed(self.fault_to_error(idx, command, opts, fault))
+            Err(self.fault_to_error(idx, command, opts, fault))
         }
     }
 
@@ -1262,7 +1262,10 @@ impl Backend for MemcachedBackend {
                     Err(e) => Pending::Failed(e),
                     Ok((mut conn, pooled)) => match send_gets(&mut conn, chunk, opts.timeout) {
                         Ok(lines) => Pending::Sent(conn, pooled, lines),
-                        Err(f) => self.after_send_fault(idx, "multi_get", opts, pooled, f),
+                        Err(f) => match self.after_fault(idx, "multi_get", opts, pooled, f) {
+                            Ok(()) => Pending::Retry,
+                            Err(e) => Pending::Failed(e),
+                        },
                     },
                 };
                 pending.push((idx, chunk, state));
@@ -1286,12 +1289,8 @@ impl Backend for MemcachedBackend {
                             }
                             Err(f) => {
                                 drop(conn);
-                                self.forget_idle(idx, &f);
-                                if pooled && !timed_out(&f) {
-                                    retry(&mut values)
-                                } else {
-                                    Err(self.fault_to_error(idx, "multi_get", opts, f))
-                                }
+                                self.after_fault(idx, "multi_get", opts, pooled, f)
+                                    .and_then(|()| retry(&mut values))
                             }
                         }
                     }
@@ -1377,7 +1376,10 @@ impl Backend for MemcachedBackend {
                     Ok((mut conn, pooled)) => {
                         match send_sets(&mut conn, chunk, exptime, opts.timeout) {
                             Ok(()) => Pending::Sent(conn, pooled, chunk.len()),
-                            Err(f) => self.after_send_fault(idx, "multi_set", opts, pooled, f),
+                            Err(f) => match self.after_fault(idx, "multi_set", opts, pooled, f) {
+                                Ok(()) => Pending::Retry,
+                                Err(e) => Pending::Failed(e),
+                            },
                         }
                     }
                 };
@@ -1400,12 +1402,8 @@ impl Backend for MemcachedBackend {
                         }
                         Err(f) => {
                             drop(conn);
-                            self.forget_idle(idx, &f);
-                            if pooled && !timed_out(&f) {
-                                retry()
-                            } else {
-                                Err(self.fault_to_error(idx, "multi_set", opts, f))
-                            }
+                            self.after_fault(idx, "multi_set", opts, pooled, f)
+                                .and_then(|()| retry())
                         }
                     },
                 };
