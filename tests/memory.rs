@@ -2,6 +2,7 @@
 //! bad input, and concurrency contracts.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
@@ -518,13 +519,15 @@ fn multi_set_is_atomic_for_readers() {
             }
         })
     };
-    // Every snapshot taken under the shards' locks sees a single round... per shard; across a multi_get
-    // (not atomic) rounds only ever increase.
+    // A read that sees round r comes after the whole multi_set of round r, so every later read of any key
+    // sees r or later (hot copies included: one key of a multi_set is never readable lock-free early).
     let mut last = 0u32;
     while !writer.is_finished() {
-        if let Some(v) = cache.get::<u32>("k0").unwrap() {
-            assert!(v >= last);
-            last = v;
+        for key in &keys {
+            if let Some(v) = cache.get::<u32>(key).unwrap() {
+                assert!(v >= last, "{key}: round {v} read after round {last}");
+                last = v;
+            }
         }
     }
     writer.join().unwrap();
@@ -807,4 +810,149 @@ fn primitive_values_round_trip_through_every_command() {
         lock.cas(&702u16, Ttl::Default),
         Err(Error::OptimisticLock { .. })
     ));
+}
+
+/// Reads a primitive twice (the first read copies it into the hot index, the second is served from there).
+fn read_hot(cache: &Cache, key: &str) -> Option<i64> {
+    let first = cache.get::<i64>(key).unwrap();
+    assert_eq!(cache.get::<i64>(key).unwrap(), first);
+    first
+}
+
+#[test]
+fn no_write_is_hidden_by_a_hot_copy() {
+    let (cache, clock) = clocked();
+    let other = Cache::memory();
+    // Each write, after the key was read (so served lock-free), is seen by the next read. (`i64`: what
+    // `increment` stores.)
+    type Write = fn(&Cache, &ManualClock);
+    let writes: Vec<(&str, Write, Option<i64>)> = vec![
+        (
+            "set",
+            |c, _| c.set("k", &2i64, Ttl::Default).unwrap(),
+            Some(2),
+        ),
+        ("delete", |c, _| assert_eq!(c.delete("k").unwrap(), 1), None),
+        (
+            "increment",
+            |c, _| assert_eq!(c.increment("k", 4).unwrap(), 5),
+            Some(5),
+        ),
+        (
+            "expire",
+            |c, clock| {
+                assert!(c.expire("k", Ttl::secs(1)).unwrap());
+                clock.advance(Duration::from_secs(2));
+            },
+            None,
+        ),
+        ("clear", |c, _| assert_eq!(c.clear().unwrap(), 1), None),
+        (
+            "multi_set",
+            |c, _| c.multi_set(&[("k", 9i64)], Ttl::Default).unwrap(),
+            Some(9),
+        ),
+        (
+            "compare_and_set",
+            |c, _| {
+                let lock = OptimisticLock::new(c, "k").unwrap();
+                lock.cas(&8i64, Ttl::Default).unwrap();
+            },
+            Some(8),
+        ),
+    ];
+    for (name, write, expected) in writes {
+        cache.set("k", &1i64, Ttl::Default).unwrap();
+        assert_eq!(read_hot(&cache, "k"), Some(1), "{name}");
+        write(&cache, &clock);
+        assert_eq!(cache.get::<i64>("k").unwrap(), expected, "after {name}");
+        assert_eq!(read_hot(&cache, "k"), expected, "after {name}, read again");
+    }
+    // A primitive replaced by another type is read as that type, and back.
+    cache.set("k", &1i64, Ttl::Default).unwrap();
+    read_hot(&cache, "k");
+    cache.set("k", &"text".to_string(), Ttl::Default).unwrap();
+    assert!(matches!(
+        cache.get::<i64>("k"),
+        Err(Error::Deserialize { .. })
+    ));
+    assert_eq!(cache.get::<String>("k").unwrap().as_deref(), Some("text"));
+    cache.set("k", &3i64, Ttl::Default).unwrap();
+    assert_eq!(read_hot(&cache, "k"), Some(3));
+    // A TTL counts on the hot path too, and a hot copy of one store is not seen by another.
+    cache.set("t", &1i64, Ttl::secs(5)).unwrap();
+    assert_eq!(read_hot(&cache, "t"), Some(1));
+    clock.advance(Duration::from_secs(4));
+    assert_eq!(cache.get::<i64>("t").unwrap(), Some(1));
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(cache.get::<i64>("t").unwrap(), None);
+    assert_eq!(other.get::<i64>("k").unwrap(), None);
+}
+
+#[test]
+fn lock_free_readers_see_no_torn_foreign_or_older_values() {
+    // One shard and more keys than hot slots, so keys take slots from each other while readers read.
+    let cache = Cache::builder()
+        .backend(MemoryBackend::builder().shards(1).build())
+        .build()
+        .unwrap();
+    let keys: Arc<Vec<String>> = Arc::new((0..6_000u64).map(|i| format!("key-{i}")).collect());
+    let rounds = 12u64;
+    let start = Arc::new(Barrier::new(3));
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (cache, keys, start, done) = (cache.clone(), keys.clone(), start.clone(), done.clone());
+        thread::spawn(move || {
+            start.wait();
+            for round in 1..=rounds {
+                for (i, key) in keys.iter().enumerate() {
+                    // The key's index and the round, so a reader can tell whose value it got, and when.
+                    cache
+                        .set(key, &((i as u64) << 32 | round), Ttl::Default)
+                        .unwrap();
+                }
+            }
+            done.store(true, Ordering::Release);
+        })
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (cache, keys, start, done) =
+                (cache.clone(), keys.clone(), start.clone(), done.clone());
+            thread::spawn(move || {
+                let mut seen = vec![0u64; keys.len()];
+                let mut hits = 0u64;
+                start.wait();
+                // Passes while the writer writes, then one more: it must see the last round everywhere.
+                let mut last_pass = false;
+                while !last_pass {
+                    last_pass = done.load(Ordering::Acquire);
+                    for (i, key) in keys.iter().enumerate() {
+                        let Some(value) = cache.get::<u64>(key).unwrap() else {
+                            assert_eq!(seen[i], 0, "{key} vanished");
+                            continue;
+                        };
+                        hits += 1;
+                        assert_eq!(value >> 32, i as u64, "{key} read another key's value");
+                        let round = value & 0xFFFF_FFFF;
+                        assert!(
+                            (1..=rounds).contains(&round),
+                            "{key}: torn value {value:#x}"
+                        );
+                        assert!(round >= seen[i], "{key}: round {round} after {}", seen[i]);
+                        seen[i] = round;
+                    }
+                }
+                assert!(
+                    seen.iter().all(|&round| round == rounds),
+                    "a write was not seen"
+                );
+                hits
+            })
+        })
+        .collect();
+    writer.join().unwrap();
+    for reader in readers {
+        assert!(reader.join().unwrap() > 0);
+    }
 }

@@ -123,7 +123,12 @@ impl KeyGen<'_> {
                     quote!(__cache_key.arg(__cache_elem);)
                 } else {
                     let binding = &p.binding;
-                    quote_spanned!(p.span()=> __cache_key.arg(&#binding);)
+                    let rt = self.rt;
+                    quote_spanned!(p.span()=> {
+                        #[allow(unused_imports)]
+                        use #rt::__private::{KeyDirect as _, KeySerde as _};
+                        (&#rt::__private::KeyPart(&#binding)).put(&mut __cache_key);
+                    })
                 }
             });
         quote! {

@@ -325,7 +325,7 @@ impl Cache {
 
     /// A read from the memory backend, decoded under its read lock (primitives straight from the bucket).
     #[inline]
-    fn read_memory<T: Cacheable>(&self, memory: &MemoryBackend, full: &str) -> Result<Option<T>> {
+    fn read_memory<T: Cacheable>(&self, memory: &MemoryBackend, full: &[u8]) -> Result<Option<T>> {
         memory
             .read(full, |found| match found {
                 Found::Small(small) => small.get::<T>().ok_or_else(|| self.wrong_type::<T>()),
@@ -356,7 +356,7 @@ impl Cache {
                 // The memory backend is called directly, so the decode below is inlined into its shard
                 // lookup; any other backend lends the value through `get_with`.
                 if let Some(memory) = &self.shared.memory {
-                    return self.read_memory(memory, &full);
+                    return self.read_memory(memory, full.as_bytes());
                 }
                 let mut found: Option<Result<T>> = None;
                 self.shared
@@ -368,6 +368,34 @@ impl Cache {
             },
             |found| Observed::Get(found.is_some()),
         )
+    }
+
+    /// [`get`](Cache::get) of a key built by the memoization macros, as UTF-8 bytes: on the memory backend
+    /// with no namespace, key builder or plugin in the way, the bytes are looked up as they are (checking that
+    /// they are UTF-8 would cost a hit more than the rest of its key handling).
+    #[inline]
+    pub(crate) fn get_key_bytes<T: Cacheable>(&self, key: &[u8]) -> Result<Option<T>> {
+        if let Some(memory) = &self.shared.memory {
+            if self.namespace.is_none()
+                && self.shared.key_builder.is_none()
+                && self.shared.plugins.is_empty()
+            {
+                return self.read_memory(memory, key);
+            }
+        }
+        self.get_key_bytes_slow(key)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_key_bytes_slow<T: Cacheable>(&self, key: &[u8]) -> Result<Option<T>> {
+        match std::str::from_utf8(key) {
+            Ok(key) => self.get(key),
+            Err(e) => Err(Error::serialize(
+                "json",
+                format!("the cache key is not UTF-8: {e}"),
+            )),
+        }
     }
 
     /// Reads the stored value without decoding it (bytes as stored, or the stored object).
@@ -412,7 +440,7 @@ impl Cache {
                 if let Some(memory) = &self.shared.memory {
                     return full_refs
                         .iter()
-                        .map(|key| self.read_memory(memory, key))
+                        .map(|key| self.read_memory(memory, key.as_bytes()))
                         .collect();
                 }
                 self.shared

@@ -82,7 +82,7 @@ pub mod __private {
     pub use crate::memo::{
         derive, get, invalidate, key_string, lease, lookup, multi_lookup, multi_store, plugin,
         secs_f64, serializer, set, stampede, store, ttl, Flight, KeyArg, KeyBuf, KeyCollection,
-        LocalCache, MemoCell, MemoMap, ResultParts,
+        KeyDirect, KeyPart, KeySerde, LocalCache, MemoCell, MemoMap, ResultParts,
     };
     pub use crate::{Cache, Result, Ttl};
     pub use core::time::Duration;

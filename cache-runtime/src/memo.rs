@@ -330,6 +330,68 @@ impl<T: serde::Serialize + ?Sized> KeyArg for T {
     }
 }
 
+/// One argument of a default key as the macros pass it: `(&KeyPart(&arg)).put(&mut key)`.
+///
+/// Method resolution picks [`KeyDirect`] for the usual argument types (integers, `bool`, `char`, `String`,
+/// `&str`): their JSON is written by code that is always inlined, so building a hit's key makes no call. Any
+/// other type, and every type in generic code, goes through [`KeySerde`] to serde. Both write the same bytes.
+pub struct KeyPart<'a, T: ?Sized>(pub &'a T);
+
+/// The inlined writers of [`KeyPart`] for common argument types.
+pub trait KeyDirect {
+    /// Appends the argument to `key`.
+    fn put(&self, key: &mut KeyBuf);
+}
+
+/// The serde writer of [`KeyPart`], for every other argument type.
+pub trait KeySerde<T: ?Sized> {
+    /// Appends the argument to `key`.
+    fn put(&self, key: &mut KeyBuf)
+    where
+        T: KeyArg;
+}
+
+impl<T: ?Sized> KeySerde<T> for &KeyPart<'_, T> {
+    #[inline(always)]
+    fn put(&self, key: &mut KeyBuf)
+    where
+        T: KeyArg,
+    {
+        key.arg(self.0);
+    }
+}
+
+macro_rules! key_direct {
+    ($($t:ty => |$v:ident, $out:ident| $write:expr;)*) => {
+        $(impl KeyDirect for KeyPart<'_, $t> {
+            #[inline(always)]
+            fn put(&self, key: &mut KeyBuf) {
+                key.next_arg();
+                let ($v, $out) = (self.0, &mut key.text);
+                $write
+            }
+        })*
+    };
+}
+
+key_direct! {
+    u8 => |v, out| out.push_u64(u64::from(*v));
+    u16 => |v, out| out.push_u64(u64::from(*v));
+    u32 => |v, out| out.push_u64(u64::from(*v));
+    u64 => |v, out| out.push_u64(*v);
+    usize => |v, out| out.push_u64(*v as u64);
+    i8 => |v, out| out.push_i64(i64::from(*v));
+    i16 => |v, out| out.push_i64(i64::from(*v));
+    i32 => |v, out| out.push_i64(i64::from(*v));
+    i64 => |v, out| out.push_i64(*v);
+    isize => |v, out| out.push_i64(*v as i64);
+    bool => |v, out| out.push_str(if *v { "true" } else { "false" });
+    char => |v, out| push_json_str(out, v.encode_utf8(&mut [0; 4]));
+    String => |v, out| push_json_str(out, v);
+    &str => |v, out| push_json_str(out, v);
+    &String => |v, out| push_json_str(out, v);
+}
+
 /// Why [`ScalarJson`] gave up.
 #[derive(Debug)]
 enum NotScalar {
@@ -364,13 +426,19 @@ struct ScalarJson<'a> {
 
 impl ScalarJson<'_> {
     #[inline(always)]
-    fn int(self, v: impl itoa::Integer) -> std::result::Result<(), NotScalar> {
-        let mut digits = itoa::Buffer::new();
-        // Byte by byte: itoa writes its buffer two bytes at a time, and a wide copy of it straight after would
-        // wait for those stores to land (a store-forwarding stall longer than the whole copy).
-        for digit in digits.format(v).bytes() {
-            self.out.push_byte(digit);
-        }
+    fn unsigned(self, v: u64) -> std::result::Result<(), NotScalar> {
+        self.out.push_u64(v);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn signed(self, v: i64) -> std::result::Result<(), NotScalar> {
+        self.out.push_i64(v);
+        Ok(())
+    }
+
+    fn wide(self, v: impl itoa::Integer) -> std::result::Result<(), NotScalar> {
+        self.out.push_str(itoa::Buffer::new().format(v));
         Ok(())
     }
 }
@@ -383,13 +451,13 @@ fn push_json_str(out: &mut KeyText, text: &str) {
     let escape = text.bytes().fold(false, |any, b| {
         any | (b < 0x20) | (b == b'"') | (b == b'\\')
     });
-    out.push_str("\"");
+    out.push_byte(b'"');
     if escape {
         push_escaped(out, text);
     } else {
         out.push_str(text);
     }
-    out.push_str("\"");
+    out.push_byte(b'"');
 }
 
 #[cold]
@@ -445,43 +513,43 @@ impl serde::Serializer for ScalarJson<'_> {
     }
     #[inline]
     fn serialize_i8(self, v: i8) -> std::result::Result<(), NotScalar> {
-        self.int(v)
+        self.signed(i64::from(v))
     }
     #[inline]
     fn serialize_i16(self, v: i16) -> std::result::Result<(), NotScalar> {
-        self.int(v)
+        self.signed(i64::from(v))
     }
     #[inline(always)]
     fn serialize_i32(self, v: i32) -> std::result::Result<(), NotScalar> {
-        self.int(v)
+        self.signed(i64::from(v))
     }
     #[inline(always)]
     fn serialize_i64(self, v: i64) -> std::result::Result<(), NotScalar> {
-        self.int(v)
+        self.signed(v)
     }
     #[inline]
     fn serialize_i128(self, v: i128) -> std::result::Result<(), NotScalar> {
-        self.int(v)
+        self.wide(v)
     }
     #[inline]
     fn serialize_u8(self, v: u8) -> std::result::Result<(), NotScalar> {
-        self.int(v)
+        self.unsigned(u64::from(v))
     }
     #[inline]
     fn serialize_u16(self, v: u16) -> std::result::Result<(), NotScalar> {
-        self.int(v)
+        self.unsigned(u64::from(v))
     }
     #[inline(always)]
     fn serialize_u32(self, v: u32) -> std::result::Result<(), NotScalar> {
-        self.int(v)
+        self.unsigned(u64::from(v))
     }
     #[inline(always)]
     fn serialize_u64(self, v: u64) -> std::result::Result<(), NotScalar> {
-        self.int(v)
+        self.unsigned(v)
     }
     #[inline]
     fn serialize_u128(self, v: u128) -> std::result::Result<(), NotScalar> {
-        self.int(v)
+        self.wide(v)
     }
     fn serialize_f32(self, v: f32) -> std::result::Result<(), NotScalar> {
         self.serialize_f64(f64::from(v))
@@ -616,20 +684,67 @@ impl serde::Serializer for ScalarJson<'_> {
 const KEY_INLINE: usize = 128;
 
 /// The text of a key: on the stack up to [`KEY_INLINE`] bytes, so building a usual key allocates nothing and
-/// touches no thread-local state; longer keys continue in a heap `String`.
+/// touches no thread-local state; longer keys continue on the heap.
+///
+/// Kept as bytes and written with plain stores (no per-byte UTF-8 encoding, no `memcpy` call for short
+/// pieces). Only whole `&str` pieces and ASCII are ever appended, so the bytes are always UTF-8.
 pub struct KeyText {
-    inline: arrayvec::ArrayString<KEY_INLINE>,
+    inline: [u8; KEY_INLINE],
+    /// Bytes used in `inline` while the key is there.
+    len: usize,
     /// The whole key once it outgrew `inline` (`on_heap`).
-    heap: String,
+    heap: Vec<u8>,
     on_heap: bool,
+}
+
+/// Two decimal digits for each of 0..100.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// Copies a short piece with at most two overlapping moves of one width; longer ones go to `memcpy`.
+#[inline(always)]
+fn copy_piece(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n != dst.len() {
+        return; // callers pass equal lengths
+    }
+    if n >= 8 {
+        if n > 16 {
+            dst.copy_from_slice(src);
+            return;
+        }
+        let (head, tail) = (word::<8>(src, 0), word::<8>(src, n - 8));
+        dst[..8].copy_from_slice(&head);
+        dst[n - 8..].copy_from_slice(&tail);
+    } else if n >= 4 {
+        let (head, tail) = (word::<4>(src, 0), word::<4>(src, n - 4));
+        dst[..4].copy_from_slice(&head);
+        dst[n - 4..].copy_from_slice(&tail);
+    } else if n > 0 {
+        dst[0] = src[0];
+        dst[n / 2] = src[n / 2];
+        dst[n - 1] = src[n - 1];
+    }
+}
+
+#[inline(always)]
+fn word<const W: usize>(src: &[u8], at: usize) -> [u8; W] {
+    let mut out = [0; W];
+    out.copy_from_slice(&src[at..at + W]);
+    out
 }
 
 impl KeyText {
     #[inline]
     fn new() -> KeyText {
         KeyText {
-            inline: arrayvec::ArrayString::new(),
-            heap: String::new(),
+            inline: [0; KEY_INLINE],
+            len: 0,
+            heap: Vec::new(),
             on_heap: false,
         }
     }
@@ -637,46 +752,92 @@ impl KeyText {
     /// Appends `text`.
     #[inline(always)]
     pub fn push_str(&mut self, text: &str) {
-        if !self.on_heap && self.inline.try_push_str(text).is_ok() {
-            return;
+        self.push_utf8(text.as_bytes());
+    }
+
+    /// Appends bytes that are UTF-8 on their own (a whole `&str`, or ASCII).
+    #[inline(always)]
+    fn push_utf8(&mut self, bytes: &[u8]) {
+        if !self.on_heap {
+            let end = self.len + bytes.len();
+            if let Some(dst) = self.inline.get_mut(self.len..end) {
+                copy_piece(dst, bytes);
+                self.len = end;
+                return;
+            }
         }
-        self.push_heap(text);
+        self.push_heap(bytes);
     }
 
     /// Appends one ASCII byte.
-    #[inline]
+    #[inline(always)]
     fn push_byte(&mut self, byte: u8) {
         debug_assert!(byte.is_ascii());
-        if !self.on_heap && self.inline.try_push(char::from(byte)).is_ok() {
-            return;
+        if !self.on_heap {
+            if let Some(slot) = self.inline.get_mut(self.len) {
+                *slot = byte;
+                self.len += 1;
+                return;
+            }
         }
-        self.push_heap(char::from(byte).encode_utf8(&mut [0; 4]));
+        self.push_heap(&[byte]);
+    }
+
+    /// Appends `v` in decimal, written straight into place two digits at a time.
+    #[inline(always)]
+    fn push_u64(&mut self, v: u64) {
+        let count = v.checked_ilog10().unwrap_or(0) as usize + 1;
+        if !self.on_heap {
+            let end = self.len + count;
+            if let Some(dst) = self.inline.get_mut(self.len..end) {
+                write_digits(dst, v);
+                self.len = end;
+                return;
+            }
+        }
+        let mut digits = [0; 20];
+        write_digits(&mut digits[..count], v);
+        self.push_heap(&digits[..count]);
+    }
+
+    /// Appends `v` in decimal, `-` first when negative.
+    #[inline(always)]
+    fn push_i64(&mut self, v: i64) {
+        if v < 0 {
+            self.push_byte(b'-');
+        }
+        self.push_u64(v.unsigned_abs());
     }
 
     #[cold]
-    fn push_heap(&mut self, text: &str) {
+    fn push_heap(&mut self, bytes: &[u8]) {
         if !self.on_heap {
-            self.heap.reserve(self.inline.len() + text.len());
-            self.heap.push_str(&self.inline);
+            self.heap.reserve(self.len + bytes.len());
+            self.heap.extend_from_slice(&self.inline[..self.len]);
             self.on_heap = true;
         }
-        self.heap.push_str(text);
+        self.heap.extend_from_slice(bytes);
     }
 
-    /// The text so far.
-    #[inline]
-    pub fn as_str(&self) -> &str {
+    /// The bytes so far.
+    #[inline(always)]
+    pub fn as_bytes(&self) -> &[u8] {
         if self.on_heap {
             &self.heap
         } else {
-            &self.inline
+            &self.inline[..self.len]
         }
+    }
+
+    /// The text so far (checked to be UTF-8, which it always is; see [`KeyText`]).
+    pub fn as_str(&self) -> std::result::Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(self.as_bytes())
     }
 
     /// Its length in bytes.
     #[inline]
     pub fn len(&self) -> usize {
-        self.as_str().len()
+        self.as_bytes().len()
     }
 
     /// Whether nothing was written.
@@ -690,8 +851,26 @@ impl KeyText {
         if self.on_heap {
             self.heap.truncate(len);
         } else {
-            self.inline.truncate(len);
+            self.len = self.len.min(len);
         }
+    }
+}
+
+/// Writes the decimal digits of `v` into `dst`, which is exactly as long as the number.
+#[inline(always)]
+fn write_digits(dst: &mut [u8], mut v: u64) {
+    let mut pos = dst.len();
+    while v >= 100 && pos >= 2 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        pos -= 2;
+        dst[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if v >= 10 && pos >= 2 {
+        let pair = v as usize * 2;
+        dst[pos - 2..pos].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else if pos >= 1 {
+        dst[pos - 1] = b'0' + v as u8;
     }
 }
 
@@ -743,13 +922,19 @@ impl KeyBuf {
     /// Appends one argument as JSON, comma-separated from the previous one.
     #[inline(always)]
     pub fn arg<T: KeyArg + ?Sized>(&mut self, value: &T) {
-        if self.args > 0 {
-            self.text.push_str(",");
-        }
-        self.args += 1;
+        self.next_arg();
         if let Err(e) = value.write_key(&mut self.text) {
             self.fail(e);
         }
+    }
+
+    /// The comma before every argument but the first.
+    #[inline(always)]
+    fn next_arg(&mut self) {
+        if self.args > 0 {
+            self.text.push_byte(b',');
+        }
+        self.args += 1;
     }
 
     /// Appends a key given with `key = ..` or made by `key_builder = ..`.
@@ -770,7 +955,16 @@ impl KeyBuf {
     #[inline]
     pub fn as_str(&self) -> Result<&str> {
         match &self.error {
-            None => Ok(self.text.as_str()),
+            None => self.text.as_str().map_err(|e| key_error(&e.to_string())),
+            Some(message) => Err(key_error(message)),
+        }
+    }
+
+    /// The key's UTF-8 bytes (the hit path hands these to the cache unchecked), or why it could not be built.
+    #[inline(always)]
+    pub fn as_bytes(&self) -> Result<&[u8]> {
+        match &self.error {
+            None => Ok(self.text.as_bytes()),
             Some(message) => Err(key_error(message)),
         }
     }
@@ -819,7 +1013,7 @@ pub fn lookup<T: Cacheable>(
     function: &str,
     key: &KeyBuf,
 ) -> Option<T> {
-    let key = match key.as_str() {
+    let key = match key.as_bytes() {
         Ok(key) => key,
         Err(e) => {
             log_error(function, "key", &e);
@@ -827,7 +1021,7 @@ pub fn lookup<T: Cacheable>(
         }
     };
     cell.with_in(local, |cache| {
-        match cache.and_then(|cache| cache.get::<T>(key)) {
+        match cache.and_then(|cache| cache.get_key_bytes::<T>(key)) {
             Ok(found) => found,
             Err(e) => {
                 log_error(function, "get", &e);
@@ -1301,7 +1495,7 @@ mod tests {
                 key.push_str(&prefix);
                 value.write_key(&mut key).unwrap();
                 assert_eq!(
-                    &key.as_str()[prefix.len()..],
+                    &key.as_str().unwrap()[prefix.len()..],
                     serde_json::to_string(value).unwrap()
                 );
             }
@@ -1334,6 +1528,59 @@ mod tests {
         // Non-finite floats differ from serde_json on purpose: see `non_finite_floats_and_none_have_distinct_keys`.
         check(&std::collections::BTreeMap::from([("k", 1)]));
         check(&Some(vec![Some(1), None]));
+    }
+
+    #[test]
+    fn direct_key_writers_match_serde_byte_for_byte() {
+        fn both<T: serde::Serialize>(value: T)
+        where
+            for<'a> KeyPart<'a, T>: KeyDirect,
+        {
+            // Two arguments, so the separator is covered; a long prefix, so the heap spill is too.
+            for prefix in ["p".to_string(), "p".repeat(KEY_INLINE - 2)] {
+                let mut direct = KeyBuf::new();
+                direct.push(&prefix);
+                KeyDirect::put(&KeyPart(&value), &mut direct);
+                KeyDirect::put(&KeyPart(&value), &mut direct);
+                let mut serde = KeyBuf::new();
+                serde.push(&prefix);
+                serde.arg(&value);
+                serde.arg(&value);
+                assert_eq!(direct.as_str().unwrap(), serde.as_str().unwrap());
+                assert_eq!(
+                    &direct.as_str().unwrap()[prefix.len()..],
+                    format!(
+                        "{},{}",
+                        serde_json::to_string(&value).unwrap(),
+                        serde_json::to_string(&value).unwrap()
+                    )
+                );
+            }
+        }
+        for v in [0u64, 1, 9, 10, 99, 100, 12_345, u64::MAX / 7, u64::MAX] {
+            both(v);
+        }
+        for v in [0i64, -1, -10, 99, i64::MIN, i64::MAX] {
+            both(v);
+        }
+        both(u8::MAX);
+        both(u16::MAX);
+        both(u32::MAX);
+        both(usize::MAX);
+        both(i8::MIN);
+        both(i16::MIN);
+        both(i32::MIN);
+        both(isize::MIN);
+        both(true);
+        both(false);
+        both('"');
+        both('\u{1}');
+        both('日');
+        both(String::new());
+        both("quote\" \\ tab\t é 🎉".to_string());
+        both("plain");
+        let owned = "by ref".to_string();
+        both(&owned);
     }
 
     #[test]

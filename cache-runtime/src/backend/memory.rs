@@ -26,6 +26,12 @@ use crate::key::glob_match;
 use crate::ttl::ttl_millis;
 use crate::value::{CasToken, RawReply, Value};
 
+mod hot;
+use hot::HotIndex;
+
+/// Hot-index slots of an unbounded backend, across all shards.
+const HOT_SLOTS: usize = 4096;
+
 /// How many due deadlines one write retires at most.
 const SWEEP_PER_WRITE: usize = 4;
 
@@ -67,8 +73,8 @@ impl KeyStr {
     }
 
     #[inline]
-    fn is(&self, key: &str) -> bool {
-        self.as_bytes() == key.as_bytes()
+    fn is(&self, key: &[u8]) -> bool {
+        self.as_bytes() == key
     }
 
     /// The key as text (built from a `&str`, so always valid UTF-8).
@@ -166,6 +172,48 @@ impl Small {
         }
     }
 
+    /// A tag (1-14) and the value's bits, for the hot index.
+    fn to_bits(self) -> (u8, u64) {
+        match self {
+            Small::U8(v) => (1, u64::from(v)),
+            Small::U16(v) => (2, u64::from(v)),
+            Small::U32(v) => (3, u64::from(v)),
+            Small::U64(v) => (4, v),
+            Small::Usize(v) => (5, v as u64),
+            Small::I8(v) => (6, v as u64),
+            Small::I16(v) => (7, v as u64),
+            Small::I32(v) => (8, v as u64),
+            Small::I64(v) => (9, v as u64),
+            Small::Isize(v) => (10, v as u64),
+            Small::F32(v) => (11, u64::from(v.to_bits())),
+            Small::F64(v) => (12, v.to_bits()),
+            Small::Bool(v) => (13, u64::from(v)),
+            Small::Char(v) => (14, u64::from(v)),
+        }
+    }
+
+    /// The inverse of [`to_bits`](Small::to_bits).
+    #[inline(always)]
+    fn from_bits(tag: u8, bits: u64) -> Option<Small> {
+        Some(match tag {
+            1 => Small::U8(bits as u8),
+            2 => Small::U16(bits as u16),
+            3 => Small::U32(bits as u32),
+            4 => Small::U64(bits),
+            5 => Small::Usize(bits as usize),
+            6 => Small::I8(bits as i8),
+            7 => Small::I16(bits as i16),
+            8 => Small::I32(bits as i32),
+            9 => Small::I64(bits as i64),
+            10 => Small::Isize(bits as isize),
+            11 => Small::F32(f32::from_bits(bits as u32)),
+            12 => Small::F64(f64::from_bits(bits)),
+            13 => Small::Bool(bits != 0),
+            14 => Small::Char(char::from_u32(bits as u32)?),
+            _ => return None,
+        })
+    }
+
     /// As the backend interface's [`Value`] (allocates; not on the hit path).
     fn to_value(self) -> Value {
         with_small!(self, v => Value::Object(Arc::new(v)))
@@ -231,6 +279,9 @@ struct Entry {
     /// Its index in the shard's slot list (the CLOCK ring and the deadline heap refer to entries by slot).
     slot: u32,
     visited: AtomicBool,
+    /// Whether a reader copied the entry into the shard's hot index (the copy may since have lost its slot to
+    /// another key; writers check).
+    hot: AtomicBool,
 }
 
 impl Entry {
@@ -251,11 +302,14 @@ struct Shard {
     next_version: u64,
     /// (deadline, slot, version) of entries with a TTL; stale rows are skipped when popped.
     deadlines: BinaryHeap<Reverse<(u64, u32, u64)>>,
+    /// Lock-free copies of small entries (see [`hot`]); kept in step by every write below.
+    hot: Arc<HotIndex>,
 }
 
 impl Shard {
-    fn new(totals: Arc<Totals>) -> Shard {
+    fn new(totals: Arc<Totals>, hot: Arc<HotIndex>) -> Shard {
         Shard {
+            hot,
             table: HashTable::new(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -269,12 +323,12 @@ impl Shard {
 
     /// The entry stored under `key`, live or not.
     #[inline]
-    fn lookup(&self, hash: u64, key: &str) -> Option<&Entry> {
+    fn lookup(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
         self.table.find(hash, |e| e.key.is(key))
     }
 
     #[inline]
-    fn find(&self, hash: u64, key: &str) -> Option<u32> {
+    fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
         self.lookup(hash, key).map(|e| e.slot)
     }
 
@@ -297,7 +351,7 @@ impl Shard {
     }
 
     /// The slot of a live entry for `key`, removing an expired one on the way.
-    fn find_live(&mut self, hash: u64, key: &str, clock: &dyn Clock) -> Option<u32> {
+    fn find_live(&mut self, hash: u64, key: &[u8], clock: &dyn Clock) -> Option<u32> {
         let idx = self.find(hash, key)?;
         if self.entry(idx).live(|| clock.now_millis()) {
             Some(idx)
@@ -314,6 +368,9 @@ impl Shard {
             .find_entry(hash, |e| e.slot == idx)
             .ok()
             .map(|found| found.remove().0)?;
+        if entry.hot.load(Ordering::Relaxed) {
+            self.hot.forget(hash, entry.key.as_bytes());
+        }
         self.free.push(idx);
         self.len -= 1;
         self.totals.entries.fetch_sub(1, Ordering::Relaxed);
@@ -321,6 +378,15 @@ impl Shard {
             .weight
             .fetch_sub(entry.weight, Ordering::Relaxed);
         Some(entry)
+    }
+
+    /// Drops the hot copy of entry `idx`, if any, before the entry is changed in place.
+    fn drop_hot(&self, idx: u32) {
+        if let (Some(Some(hash)), Some(entry)) = (self.slots.get(idx as usize), self.at(idx)) {
+            if entry.hot.swap(false, Ordering::Relaxed) {
+                self.hot.forget(*hash, entry.key.as_bytes());
+            }
+        }
     }
 
     fn next_version(&mut self) -> u64 {
@@ -388,7 +454,12 @@ impl Shard {
                 continue;
             }
             if let Some(entry) = self.at(idx as u32) {
-                if !entry.visited.swap(false, Ordering::Relaxed) {
+                // Read under the lock, or through the hot index: both bits are taken.
+                let read = entry.visited.swap(false, Ordering::Relaxed);
+                let read_hot = entry.hot.load(Ordering::Relaxed)
+                    && self.slots[idx]
+                        .is_some_and(|hash| self.hot.take_visited(hash, entry.key.as_bytes()));
+                if !(read || read_hot) {
                     self.remove_slot(idx as u32);
                     return true;
                 }
@@ -407,7 +478,10 @@ impl Shard {
         expires_at: u64,
     ) -> (u32, bool) {
         let version = self.next_version();
-        if let Some(entry) = self.table.find_mut(hash, |e| e.key.is(key)) {
+        if let Some(entry) = self.table.find_mut(hash, |e| e.key.is(key.as_bytes())) {
+            if std::mem::take(entry.hot.get_mut()) {
+                self.hot.forget(hash, key.as_bytes());
+            }
             let old_weight = std::mem::replace(&mut entry.weight, weight);
             entry.value = value;
             entry.expires_at = expires_at;
@@ -436,6 +510,7 @@ impl Shard {
             weight,
             slot: idx,
             visited: AtomicBool::new(false),
+            hot: AtomicBool::new(false),
         };
         let slots = &self.slots;
         self.table
@@ -489,6 +564,8 @@ fn default_weight(key: &str, value: &Stored) -> usize {
 /// ```
 pub struct MemoryBackend {
     shards: Box<[Padded<RwLock<Shard>>]>,
+    /// Each shard's hot index, read without its lock.
+    hot: Box<[Arc<HotIndex>]>,
     totals: Arc<Totals>,
     max_weight: Option<usize>,
     weigher: Option<Weigher>,
@@ -577,12 +654,21 @@ impl MemoryBackendBuilder {
             .clamp(1, 1024)
             .next_power_of_two();
         let totals = Arc::new(Totals::default());
-        let shards = (0..count)
-            .map(|_| Padded(RwLock::new(Shard::new(totals.clone()))))
+        // Hot slots for about twice the bound (at most 4,096 in all, 512 KiB once every shard has one).
+        let hot_slots = max_entries.map_or(HOT_SLOTS, |m| {
+            m.saturating_mul(2).next_power_of_two().clamp(64, HOT_SLOTS)
+        });
+        let hot: Box<[Arc<HotIndex>]> = (0..count)
+            .map(|_| Arc::new(HotIndex::new((hot_slots / count).max(8))))
+            .collect();
+        let shards = hot
+            .iter()
+            .map(|hot| Padded(RwLock::new(Shard::new(totals.clone(), hot.clone()))))
             .collect::<Vec<_>>()
             .into_boxed_slice();
         MemoryBackend {
             shards,
+            hot,
             totals,
             max_weight: self.max_weight,
             weigher: self.weigher,
@@ -647,14 +733,28 @@ impl MemoryBackend {
 
     #[inline]
     fn hash(&self, key: &str) -> u64 {
-        use std::hash::BuildHasher;
-        self.hasher.hash_one(key)
+        self.hash_bytes(key.as_bytes())
+    }
+
+    /// The key's bytes hashed as they are (no `str` terminator): memoized reads hash the key they built as
+    /// bytes, and must land where `set` put it.
+    #[inline]
+    fn hash_bytes(&self, key: &[u8]) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write(key);
+        hasher.finish()
     }
 
     #[inline]
     fn shard(&self, hash: u64) -> &RwLock<Shard> {
+        &self.shards[self.shard_index(hash)].0
+    }
+
+    #[inline]
+    fn shard_index(&self, hash: u64) -> usize {
         // The table uses the low bits for buckets and the top seven for tags; shard on bits in between.
-        &self.shards[(hash >> 32) as usize & self.shard_mask].0
+        (hash >> 32) as usize & self.shard_mask
     }
 
     fn expires_at(&self, ttl: Option<Duration>) -> u64 {
@@ -729,7 +829,7 @@ impl MemoryBackend {
         if self.max_weight.is_some_and(|max| weight > max) {
             // Heavier than the whole cache: keep nothing rather than evict everything, and drop any older
             // value so it is not served as current.
-            if let Some(idx) = shard.find(hash, key) {
+            if let Some(idx) = shard.find(hash, key.as_bytes()) {
                 shard.remove_slot(idx);
             }
             tracing::debug!(
@@ -752,8 +852,14 @@ impl MemoryBackend {
     /// Generic, so [`Cache::get`](crate::Cache::get) inlines its decode into the lookup; `read` must not
     /// write to this backend.
     #[inline]
-    pub(crate) fn read<R>(&self, key: &str, read: impl FnOnce(Found<'_>) -> R) -> Option<R> {
-        let hash = self.hash(key);
+    pub(crate) fn read<R>(&self, key: &[u8], read: impl FnOnce(Found<'_>) -> R) -> Option<R> {
+        let hash = self.hash_bytes(key);
+        let index = self.shard_index(hash);
+        if let Some(hit) = self.hot.get(index).and_then(|hot| hot.read(hash, key)) {
+            if hit.expires_at == 0 || hit.expires_at > self.clock.now_millis() {
+                return Some(read(Found::Small(hit.value)));
+            }
+        }
         let lock = self.shard(hash);
         {
             let shard = lock.read();
@@ -762,6 +868,11 @@ impl MemoryBackend {
                 // Write the flag only when it changes, so steady hits write nothing shared.
                 if !entry.visited.load(Ordering::Relaxed) {
                     entry.visited.store(true, Ordering::Relaxed);
+                }
+                if let (Stored::Small(small), false) =
+                    (&entry.value, entry.hot.load(Ordering::Relaxed))
+                {
+                    self.promote(index, hash, key, *small, entry);
                 }
                 return Some(read(match &entry.value {
                     Stored::Small(small) => Found::Small(*small),
@@ -773,9 +884,20 @@ impl MemoryBackend {
         None
     }
 
+    /// Copies an entry just read into the hot index, so its next reads take no lock.
+    #[cold]
+    #[inline(never)]
+    fn promote(&self, index: usize, hash: u64, key: &[u8], small: Small, entry: &Entry) {
+        if let Some(hot) = self.hot.get(index) {
+            if hot.promote(hash, key, small, entry.expires_at) {
+                entry.hot.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Removes an entry a read found expired, rather than waiting for the sweep.
     #[cold]
-    fn drop_expired(&self, lock: &RwLock<Shard>, hash: u64, key: &str) {
+    fn drop_expired(&self, lock: &RwLock<Shard>, hash: u64, key: &[u8]) {
         lock.write().find_live(hash, key, &*self.clock);
     }
 }
@@ -845,7 +967,7 @@ impl Backend for MemoryBackend {
         read: &mut dyn FnMut(&Value),
     ) -> Result<bool> {
         Ok(self
-            .read(key, |found| match found {
+            .read(key.as_bytes(), |found| match found {
                 Found::Small(small) => read(&small.to_value()),
                 Found::Value(value) => read(value),
             })
@@ -889,7 +1011,10 @@ impl Backend for MemoryBackend {
         let hash = self.hash(key);
         let expires_at = self.expires_at(ttl);
         let mut shard = self.shard(hash).write();
-        if shard.find_live(hash, key, &*self.clock).is_some() {
+        if shard
+            .find_live(hash, key.as_bytes(), &*self.clock)
+            .is_some()
+        {
             return Ok(false);
         }
         self.write_entry(&mut shard, hash, key, Stored::new(value), expires_at);
@@ -900,7 +1025,7 @@ impl Backend for MemoryBackend {
         let hash = self.hash(key);
         let shard = self.shard(hash).read();
         Ok(shard
-            .lookup(hash, key)
+            .lookup(hash, key.as_bytes())
             .is_some_and(|e| e.live(|| self.clock.now_millis())))
     }
 
@@ -912,7 +1037,7 @@ impl Backend for MemoryBackend {
         };
         let overflow =
             || Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64"));
-        match shard.find_live(hash, key, &*self.clock) {
+        match shard.find_live(hash, key.as_bytes(), &*self.clock) {
             Some(idx) => {
                 let entry = shard.entry(idx);
                 let expires_at = entry.expires_at;
@@ -961,7 +1086,7 @@ impl Backend for MemoryBackend {
     fn delete(&self, key: &str, _opts: &CallOptions) -> Result<u64> {
         let hash = self.hash(key);
         let mut shard = self.shard(hash).write();
-        match shard.find_live(hash, key, &*self.clock) {
+        match shard.find_live(hash, key.as_bytes(), &*self.clock) {
             Some(idx) => {
                 shard.remove_slot(idx);
                 Ok(1)
@@ -974,9 +1099,10 @@ impl Backend for MemoryBackend {
         let hash = self.hash(key);
         let expires_at = self.expires_at(ttl);
         let mut shard = self.shard(hash).write();
-        match shard.find_live(hash, key, &*self.clock) {
+        match shard.find_live(hash, key.as_bytes(), &*self.clock) {
             Some(idx) => {
                 let version = shard.next_version();
+                shard.drop_hot(idx);
                 let entry = shard.entry_mut(idx);
                 entry.expires_at = expires_at;
                 entry.version = version;
@@ -997,7 +1123,9 @@ impl Backend for MemoryBackend {
                     let weight: usize = shard.table.iter().map(|e| e.weight).sum();
                     self.totals.entries.fetch_sub(shard.len, Ordering::Relaxed);
                     self.totals.weight.fetch_sub(weight, Ordering::Relaxed);
-                    *shard = Shard::new(self.totals.clone());
+                    let hot = shard.hot.clone();
+                    hot.clear();
+                    *shard = Shard::new(self.totals.clone(), hot);
                 }
                 Some(prefix) => {
                     let doomed: Vec<u32> = shard
@@ -1049,7 +1177,7 @@ impl Backend for MemoryBackend {
     fn get_versioned(&self, key: &str, _opts: &CallOptions) -> Result<(Option<Value>, CasToken)> {
         let hash = self.hash(key);
         let shard = self.shard(hash).read();
-        match shard.lookup(hash, key) {
+        match shard.lookup(hash, key.as_bytes()) {
             Some(e) if e.live(|| self.clock.now_millis()) => {
                 Ok((Some(e.value.to_value()), CasToken::Version(e.version)))
             }
@@ -1069,7 +1197,7 @@ impl Backend for MemoryBackend {
         let expires_at = self.expires_at(ttl);
         let mut shard = self.shard(hash).write();
         let current = shard
-            .find_live(hash, key, &*self.clock)
+            .find_live(hash, key.as_bytes(), &*self.clock)
             .map(|idx| shard.entry(idx).version);
         let matches = match (expected, current) {
             (CasToken::Absent, None) => true,
@@ -1085,7 +1213,7 @@ impl Backend for MemoryBackend {
     fn compare_and_delete(&self, key: &str, expected: &[u8], _opts: &CallOptions) -> Result<bool> {
         let hash = self.hash(key);
         let mut shard = self.shard(hash).write();
-        let Some(idx) = shard.find_live(hash, key, &*self.clock) else {
+        let Some(idx) = shard.find_live(hash, key.as_bytes(), &*self.clock) else {
             return Ok(false);
         };
         if shard.entry(idx).value.as_bytes() == Some(expected) {
