@@ -302,14 +302,17 @@ struct Shard {
     next_version: u64,
     /// (deadline, slot, version) of entries with a TTL; stale rows are skipped when popped.
     deadlines: BinaryHeap<Reverse<(u64, u32, u64)>>,
-    /// Lock-free copies of small entries (see [`hot`]); kept in step by every write below.
-    hot: Arc<HotIndex>,
+    /// Every shard's lock-free copies of small entries (see [`hot`]), this one's at `id`; kept in step by
+    /// every write below.
+    hots: Arc<[HotIndex]>,
+    id: usize,
 }
 
 impl Shard {
-    fn new(totals: Arc<Totals>, hot: Arc<HotIndex>) -> Shard {
+    fn new(totals: Arc<Totals>, hots: Arc<[HotIndex]>, id: usize) -> Shard {
         Shard {
-            hot,
+            hots,
+            id,
             table: HashTable::new(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -369,7 +372,7 @@ impl Shard {
             .ok()
             .map(|found| found.remove().0)?;
         if entry.hot.load(Ordering::Relaxed) {
-            self.hot.forget(hash, entry.key.as_bytes());
+            self.hot().forget(hash, entry.key.as_bytes());
         }
         self.free.push(idx);
         self.len -= 1;
@@ -380,11 +383,16 @@ impl Shard {
         Some(entry)
     }
 
+    /// This shard's hot index.
+    fn hot(&self) -> &HotIndex {
+        &self.hots[self.id]
+    }
+
     /// Drops the hot copy of entry `idx`, if any, before the entry is changed in place.
     fn drop_hot(&self, idx: u32) {
         if let (Some(Some(hash)), Some(entry)) = (self.slots.get(idx as usize), self.at(idx)) {
             if entry.hot.swap(false, Ordering::Relaxed) {
-                self.hot.forget(*hash, entry.key.as_bytes());
+                self.hot().forget(*hash, entry.key.as_bytes());
             }
         }
     }
@@ -458,7 +466,7 @@ impl Shard {
                 let read = entry.visited.swap(false, Ordering::Relaxed);
                 let read_hot = entry.hot.load(Ordering::Relaxed)
                     && self.slots[idx]
-                        .is_some_and(|hash| self.hot.take_visited(hash, entry.key.as_bytes()));
+                        .is_some_and(|hash| self.hot().take_visited(hash, entry.key.as_bytes()));
                 if !(read || read_hot) {
                     self.remove_slot(idx as u32);
                     return true;
@@ -480,7 +488,7 @@ impl Shard {
         let version = self.next_version();
         if let Some(entry) = self.table.find_mut(hash, |e| e.key.is(key.as_bytes())) {
             if std::mem::take(entry.hot.get_mut()) {
-                self.hot.forget(hash, key.as_bytes());
+                self.hots[self.id].forget(hash, key.as_bytes());
             }
             let old_weight = std::mem::replace(&mut entry.weight, weight);
             entry.value = value;
@@ -565,7 +573,7 @@ fn default_weight(key: &str, value: &Stored) -> usize {
 pub struct MemoryBackend {
     shards: Box<[Padded<RwLock<Shard>>]>,
     /// Each shard's hot index, read without its lock.
-    hot: Box<[Arc<HotIndex>]>,
+    hot: Arc<[HotIndex]>,
     totals: Arc<Totals>,
     max_weight: Option<usize>,
     weigher: Option<Weigher>,
@@ -658,12 +666,11 @@ impl MemoryBackendBuilder {
         let hot_slots = max_entries.map_or(HOT_SLOTS, |m| {
             m.saturating_mul(2).next_power_of_two().clamp(64, HOT_SLOTS)
         });
-        let hot: Box<[Arc<HotIndex>]> = (0..count)
-            .map(|_| Arc::new(HotIndex::new((hot_slots / count).max(8))))
+        let hot: Arc<[HotIndex]> = (0..count)
+            .map(|_| HotIndex::new((hot_slots / count).max(8)))
             .collect();
-        let shards = hot
-            .iter()
-            .map(|hot| Padded(RwLock::new(Shard::new(totals.clone(), hot.clone()))))
+        let shards = (0..count)
+            .map(|id| Padded(RwLock::new(Shard::new(totals.clone(), hot.clone(), id))))
             .collect::<Vec<_>>()
             .into_boxed_slice();
         MemoryBackend {
@@ -1123,9 +1130,8 @@ impl Backend for MemoryBackend {
                     let weight: usize = shard.table.iter().map(|e| e.weight).sum();
                     self.totals.entries.fetch_sub(shard.len, Ordering::Relaxed);
                     self.totals.weight.fetch_sub(weight, Ordering::Relaxed);
-                    let hot = shard.hot.clone();
-                    hot.clear();
-                    *shard = Shard::new(self.totals.clone(), hot);
+                    shard.hot().clear();
+                    *shard = Shard::new(self.totals.clone(), self.hot.clone(), shard.id);
                 }
                 Some(prefix) => {
                     let doomed: Vec<u32> = shard

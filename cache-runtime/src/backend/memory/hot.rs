@@ -96,16 +96,24 @@ impl HotIndex {
         }
     }
 
+    /// The two slots (ways) `hash` may use: a pair of neighbours, so the second is usually prefetched with
+    /// the first.
     #[inline(always)]
-    fn slot_of(slots: &[Slot], hash: u64) -> Option<&Slot> {
-        // The table takes the low bits, the shard bits 32 and up: the slot uses bits 16 and up.
-        slots.get((hash >> 16) as usize & (slots.len() - 1))
+    fn ways(slots: &[Slot], hash: u64) -> Option<[&Slot; 2]> {
+        // The table takes the low bits, the shard bits 32 and up: the slots use bits 16 and up.
+        let first = (hash >> 16) as usize & (slots.len() - 1);
+        Some([slots.get(first)?, slots.get(first ^ 1)?])
     }
 
-    /// The value of `key`, if its slot holds it (live or not: the caller checks `expires_at`).
+    /// The value of `key`, if one of its slots holds it (live or not: the caller checks `expires_at`).
     #[inline(always)]
     pub(super) fn read(&self, hash: u64, key: &[u8]) -> Option<HotHit> {
-        let slot = Self::slot_of(self.slots.get()?, hash)?;
+        let [first, second] = Self::ways(self.slots.get()?, hash)?;
+        Self::read_slot(first, key).or_else(|| Self::read_slot(second, key))
+    }
+
+    #[inline(always)]
+    fn read_slot(slot: &Slot, key: &[u8]) -> Option<HotHit> {
         let before = slot.seq.load(Ordering::Acquire);
         let meta = slot.meta.load(Ordering::Relaxed);
         if before & 1 == 1 || (meta >> 48) as u8 as usize != key.len() {
@@ -137,17 +145,23 @@ impl HotIndex {
         })
     }
 
-    /// Whether `slot` holds `key` (called by the shard's writer: nothing else changes the slot meanwhile).
-    fn holds(slot: &Slot, key: &[u8]) -> bool {
-        let meta = slot.meta.load(Ordering::Relaxed);
-        meta >> 56 != 0
-            && (meta >> 48) as u8 as usize == key.len()
-            && slot
-                .key
-                .iter()
-                .take(key.len().div_ceil(8))
-                .enumerate()
-                .all(|(i, word)| word.load(Ordering::Relaxed) == key_word(key, i))
+    /// The slots holding `key`: both, when two readers promoted it at once (called by the shard's writer:
+    /// nothing else changes slots meanwhile).
+    fn holding<'s>(&'s self, hash: u64, key: &[u8]) -> impl Iterator<Item = &'s Slot> + 's {
+        let ways = self.slots.get().and_then(|slots| Self::ways(slots, hash));
+        let key_len = key.len();
+        let words: [u64; HOT_KEY_WORDS] = std::array::from_fn(|i| key_word(key, i));
+        ways.into_iter().flatten().filter(move |slot| {
+            let meta = slot.meta.load(Ordering::Relaxed);
+            meta >> 56 != 0
+                && (meta >> 48) as u8 as usize == key_len
+                && slot
+                    .key
+                    .iter()
+                    .zip(words)
+                    .take(key_len.div_ceil(8))
+                    .all(|(word, expected)| word.load(Ordering::Relaxed) == expected)
+        })
     }
 
     /// Changes `slot` as one seqlock write. Only the shard's writer calls it, holding the write lock (so no
@@ -160,11 +174,11 @@ impl HotIndex {
         slot.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
 
-    /// Copies an entry a reader just found under the shard's read lock into its slot, so later reads skip
-    /// the lock. Readers promote concurrently, so the slot is claimed by a compare-and-swap of its sequence
-    /// number (writers are shut out by the lock the caller holds). A slot holding another key that was read
-    /// since the last attempt keeps it (a second chance); a later promotion takes the slot if that key is
-    /// still not read. Returns whether `key` is now in the index.
+    /// Copies an entry a reader just found under the shard's read lock into one of its slots, so later reads
+    /// skip the lock. It takes an empty slot, else one whose key was not read since the last promotion that
+    /// wanted it; when both keys were, each loses that mark (a second chance) and the entry stays out for now.
+    /// Readers promote concurrently, so a slot is claimed by a compare-and-swap of its sequence number
+    /// (writers are shut out by the lock the caller holds). Returns whether `key` is now in the index.
     pub(super) fn promote(&self, hash: u64, key: &[u8], value: Small, expires_at: u64) -> bool {
         if key.len() > HOT_KEY || expires_at > EXPIRES_MASK {
             return false;
@@ -172,28 +186,32 @@ impl HotIndex {
         let slots = self
             .slots
             .get_or_init(|| (0..self.len).map(|_| Slot::default()).collect());
-        let Some(slot) = Self::slot_of(slots, hash) else {
+        let Some(ways) = Self::ways(slots, hash) else {
+            return false;
+        };
+        if self.holding(hash, key).next().is_some() {
+            return true; // another reader just promoted it
+        }
+        let empty = |slot: &&&Slot| slot.meta.load(Ordering::Relaxed) >> 56 == 0;
+        let stale = |slot: &&&Slot| !slot.recent.load(Ordering::Relaxed);
+        let Some(&slot) = ways.iter().find(empty).or_else(|| ways.iter().find(stale)) else {
+            for slot in ways {
+                slot.recent.store(false, Ordering::Relaxed);
+            }
             return false;
         };
         let seq = slot.seq.load(Ordering::Acquire);
-        if seq & 1 == 1 {
-            return false;
-        }
-        if slot.meta.load(Ordering::Relaxed) >> 56 != 0
-            && slot.recent.swap(false, Ordering::Relaxed)
-        {
-            return false;
-        }
-        // The swap fails if anyone changed the slot since `seq` was read, so the checks above still hold.
-        if slot
-            .seq
-            .compare_exchange(
-                seq,
-                seq.wrapping_add(1),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            )
-            .is_err()
+        // The swap fails if anyone changed the slot since it was looked at (a write always moves `seq`).
+        if seq & 1 == 1
+            || slot
+                .seq
+                .compare_exchange(
+                    seq,
+                    seq.wrapping_add(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
         {
             return false;
         }
@@ -217,24 +235,18 @@ impl HotIndex {
         }
     }
 
-    /// Drops the copy of `key`, if its slot holds one.
+    /// Drops every copy of `key`.
     pub(super) fn forget(&self, hash: u64, key: &[u8]) {
-        let Some(slot) = self.slots.get().and_then(|s| Self::slot_of(s, hash)) else {
-            return;
-        };
-        if Self::holds(slot, key) {
+        for slot in self.holding(hash, key) {
             Self::write(slot, |slot| slot.meta.store(0, Ordering::Relaxed));
         }
     }
 
     /// Takes the reference bit readers set on the copy of `key` (false when there is no copy).
     pub(super) fn take_visited(&self, hash: u64, key: &[u8]) -> bool {
-        self.slots
-            .get()
-            .and_then(|s| Self::slot_of(s, hash))
-            .is_some_and(|slot| {
-                Self::holds(slot, key) && slot.visited.swap(false, Ordering::Relaxed)
-            })
+        self.holding(hash, key).fold(false, |read, slot| {
+            slot.visited.swap(false, Ordering::Relaxed) | read
+        })
     }
 
     /// Drops every copy.
@@ -281,10 +293,16 @@ mod tests {
         assert!(index.read(hash, b"key-").is_none());
         assert!(index.read(hash, b"key-10").is_none());
         assert!(index.read(hash, b"key-2").is_none());
-        // The slot's key was just read: a competitor gets it only on its second try.
-        assert!(!index.promote(hash, b"key-2", Small::Bool(true), 9));
+        // Two ways: a second key takes the other slot; a third finds both just read, and gets one only on
+        // its second try (the second chance), from the key not read since.
         assert!(index.promote(hash, b"key-2", Small::Bool(true), 9));
+        assert!(index.read(hash, b"key-1").is_some());
+        assert!(index.read(hash, b"key-2").is_some());
+        assert!(!index.promote(hash, b"key-3", Small::U8(3), 0));
+        assert!(index.read(hash, b"key-2").is_some());
+        assert!(index.promote(hash, b"key-3", Small::U8(3), 0));
         assert!(index.read(hash, b"key-1").is_none());
+        assert_eq!(index.read(hash, b"key-3").unwrap().value, Small::U8(3));
         // Forgetting a key the slot does not hold changes nothing; forgetting its key empties it.
         index.forget(hash, b"key-1");
         let hit = index.read(hash, b"key-2").unwrap();
