@@ -5,9 +5,11 @@
 //! `hashbrown::HashTable` of slot indices; a hit takes one shard's read lock, so readers of different shards
 //! never touch the same cache line and readers of the same shard share it. Eviction is CLOCK (second chance):
 //! a hit sets a per-entry flag with a plain atomic store only when it is not set yet, so steady-state hits write
-//! nothing shared. Expiry is checked lazily on read; each shard also keeps a heap of deadlines that every write
-//! drains a few steps, so expired entries do not pile up in a cache nobody reads. See BENCHMARKS.md for the
-//! numbers against quick_cache, moka and a locked HashMap.
+//! nothing shared. Primitive values read once are also copied into each shard's [`hot`] index, a seqlock-guarded
+//! array read with no lock at all (the lock's two atomic read-modify-writes were a third of a memoized hit, and
+//! readers of one shard on two cores passed its cache line back and forth). Expiry is checked lazily on read;
+//! each shard also keeps a heap of deadlines that every write drains a few steps, so expired entries do not pile
+//! up in a cache nobody reads. See BENCHMARKS.md for the numbers against quick_cache, moka and a locked HashMap.
 
 use std::any::{Any, TypeId};
 use std::cmp::Reverse;

@@ -1,9 +1,9 @@
 //! The memory backend's hot index: hits on primitive values without taking the shard's lock.
 //!
 //! A read under a shard's read lock costs two atomic read-modify-writes on the lock word, and readers of one
-//! shard on different cores pass that word's cache line back and forth. The hot index is a fixed-size,
-//! direct-mapped array per shard of seqlock-guarded copies of small entries: a key of up to [`HOT_KEY`]
-//! bytes whose value is a primitive ([`Small`]) kept in place. A reader loads the slot's words and checks its
+//! shard on different cores pass that word's cache line back and forth. The hot index is a fixed-size array
+//! per shard of seqlock-guarded copies of small entries, two slots per key (two-way set-associative): a key of
+//! up to [`HOT_KEY`] bytes whose value is a primitive ([`Small`]) kept in place. A reader loads the slot's words and checks its
 //! sequence number before and after: plain loads, no write to shared memory (but the reference bit, once).
 //!
 //! An entry gets a copy when a reader finds it under the lock (so keys written and never read cost the index
@@ -11,7 +11,7 @@
 //! runs under the shard's write lock and drops the entry's copy before changing it, so a reader either sees
 //! the old value from the copy, before the write, or waits for the lock and sees the new one. Dropping rather
 //! than updating keeps a `multi_set` atomic for readers: none of its keys can be read from a copy until all
-//! are written. A key whose slot holds another key, or whose value is not a primitive, is read under the lock
+//! are written. A key whose slots hold other keys, or whose value is not a primitive, is read under the lock
 //! as before. Everything here is safe Rust: every shared word is an atomic.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
@@ -54,7 +54,7 @@ pub(super) struct HotHit {
     pub(super) expires_at: u64,
 }
 
-/// The hot slots of one shard, allocated on the shard's first eligible write.
+/// The hot slots of one shard, allocated on the shard's first promotion.
 pub(super) struct HotIndex {
     slots: OnceCell<Box<[Slot]>>,
     len: usize,
