@@ -14,7 +14,7 @@
 use std::any::{Any, TypeId};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,22 @@ use crate::value::{CasToken, RawReply, Value};
 
 mod hot;
 use hot::HotIndex;
+
+/// A locked read of a primitive whose hot slots were taken retries its promotion once in this many locked
+/// reads on a thread.
+const PROMOTION_RETRY: u32 = 64;
+
+/// Whether this locked read on this thread may retry a promotion (a thread-local count: no shared write).
+fn promotion_turn() -> bool {
+    thread_local!(static READS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
+    READS
+        .try_with(|reads| {
+            let n = reads.get().wrapping_add(1);
+            reads.set(n);
+            n % PROMOTION_RETRY == 0
+        })
+        .unwrap_or(false)
+}
 
 /// Hot-index slots of an unbounded backend, across all shards.
 const HOT_SLOTS: usize = 4096;
@@ -281,10 +297,17 @@ struct Entry {
     /// Its index in the shard's slot list (the CLOCK ring and the deadline heap refer to entries by slot).
     slot: u32,
     visited: AtomicBool,
-    /// Whether a reader copied the entry into the shard's hot index (the copy may since have lost its slot to
-    /// another key; writers check).
-    hot: AtomicBool,
+    /// The entry in the shard's hot index: [`HOT_UNTRIED`], [`HOT_IN`] (a reader copied it there; the copy
+    /// may since have lost its slot to another key, writers check) or [`HOT_LOST`].
+    hot: AtomicU8,
 }
+
+/// Not in the hot index; the next locked read tries to copy it there.
+const HOT_UNTRIED: u8 = 0;
+/// Copied into the hot index.
+const HOT_IN: u8 = 1;
+/// A read tried and found the key's slots taken; later reads retry now and then ([`promotion_turn`]).
+const HOT_LOST: u8 = 2;
 
 impl Entry {
     fn live(&self, now: impl FnOnce() -> u64) -> bool {
@@ -373,7 +396,7 @@ impl Shard {
             .find_entry(hash, |e| e.slot == idx)
             .ok()
             .map(|found| found.remove().0)?;
-        if entry.hot.load(Ordering::Relaxed) {
+        if entry.hot.load(Ordering::Relaxed) == HOT_IN {
             self.hot().forget(hash, entry.key.as_bytes());
         }
         self.free.push(idx);
@@ -393,7 +416,7 @@ impl Shard {
     /// Drops the hot copy of entry `idx`, if any, before the entry is changed in place.
     fn drop_hot(&self, idx: u32) {
         if let (Some(Some(hash)), Some(entry)) = (self.slots.get(idx as usize), self.at(idx)) {
-            if entry.hot.swap(false, Ordering::Relaxed) {
+            if entry.hot.swap(HOT_UNTRIED, Ordering::Relaxed) == HOT_IN {
                 self.hot().forget(*hash, entry.key.as_bytes());
             }
         }
@@ -466,7 +489,7 @@ impl Shard {
             if let Some(entry) = self.at(idx as u32) {
                 // Read under the lock, or through the hot index: both bits are taken.
                 let read = entry.visited.swap(false, Ordering::Relaxed);
-                let read_hot = entry.hot.load(Ordering::Relaxed)
+                let read_hot = entry.hot.load(Ordering::Relaxed) == HOT_IN
                     && self.slots[idx]
                         .is_some_and(|hash| self.hot().take_visited(hash, entry.key.as_bytes()));
                 if !(read || read_hot) {
@@ -489,7 +512,7 @@ impl Shard {
     ) -> (u32, bool) {
         let version = self.next_version();
         if let Some(entry) = self.table.find_mut(hash, |e| e.key.is(key.as_bytes())) {
-            if std::mem::take(entry.hot.get_mut()) {
+            if std::mem::replace(entry.hot.get_mut(), HOT_UNTRIED) == HOT_IN {
                 self.hots[self.id].forget(hash, key.as_bytes());
             }
             let old_weight = std::mem::replace(&mut entry.weight, weight);
@@ -520,7 +543,7 @@ impl Shard {
             weight,
             slot: idx,
             visited: AtomicBool::new(false),
-            hot: AtomicBool::new(false),
+            hot: AtomicU8::new(HOT_UNTRIED),
         };
         let slots = &self.slots;
         self.table
@@ -878,10 +901,13 @@ impl MemoryBackend {
                 if !entry.visited.load(Ordering::Relaxed) {
                     entry.visited.store(true, Ordering::Relaxed);
                 }
-                if let (Stored::Small(small), false) =
-                    (&entry.value, entry.hot.load(Ordering::Relaxed))
-                {
-                    self.promote(index, hash, key, *small, entry);
+                if let Stored::Small(small) = &entry.value {
+                    // A key that found its slots taken retries now and then, not on every read: each try
+                    // writes to the slots of the keys in them.
+                    let hot = entry.hot.load(Ordering::Relaxed);
+                    if hot == HOT_UNTRIED || (hot == HOT_LOST && promotion_turn()) {
+                        self.promote(index, hash, key, *small, entry);
+                    }
                 }
                 return Some(read(match &entry.value {
                     Stored::Small(small) => Found::Small(*small),
@@ -899,7 +925,15 @@ impl MemoryBackend {
     fn promote(&self, index: usize, hash: u64, key: &[u8], small: Small, entry: &Entry) {
         if let Some(hot) = self.hot.get(index) {
             if hot.promote(hash, key, small, entry.expires_at) {
-                entry.hot.store(true, Ordering::Relaxed);
+                entry.hot.store(HOT_IN, Ordering::Relaxed);
+            } else {
+                // Not over `HOT_IN`: a reader beside this one may just have copied it.
+                let _ = entry.hot.compare_exchange(
+                    HOT_UNTRIED,
+                    HOT_LOST,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
             }
         }
     }
