@@ -98,11 +98,13 @@ fn interleaved(
         b(batch);
         tb.push(started.elapsed().as_nanos() as f64 / batch as f64);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     (median(&mut ta), median(&mut tb))
+}
+
+/// The median of `v` (sorted in place).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// Two threads each making `n` calls at once; the wall time.
@@ -152,10 +154,6 @@ fn ab_report() {
         ours_runs.push(two_threads(calls_2t, &keys, ours).as_nanos() as f64 / calls_2t as f64);
         theirs_runs.push(two_threads(calls_2t, &keys, theirs).as_nanos() as f64 / calls_2t as f64);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let (ours_2t, theirs_2t) = (median(&mut ours_runs), median(&mut theirs_runs));
     println!("interleaved A/B, median ns per call (ours / cached / ratio):");
     println!(

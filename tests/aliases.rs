@@ -12,7 +12,8 @@ use cache_runtime::{
 };
 use parking_lot::Mutex;
 
-/// Every test here changes the process-wide alias table, and one replaces it whole: they run one at a time.
+/// Most tests here change the process-wide alias table, and one replaces it whole: they run one at a time
+/// (the few that never touch the table take the lock too, so no test has to be checked for it).
 static TABLE: Mutex<()> = Mutex::new(());
 
 fn config_error(result: Result<impl std::fmt::Debug, Error>) -> String {

@@ -433,16 +433,18 @@ fn disk_child_writer() {
     }
 }
 
+/// This test binary, run again to do only `test` (a child-process entry point), with `env` set to `dir`.
+fn child_command(test: &str, env: &str, dir: &std::path::Path) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(env, dir)
+        .stdout(Stdio::null());
+    command
+}
+
 fn spawn_writer(dir: &std::path::Path) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "disk_child_writer",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir)
-        .stdout(Stdio::null())
+    child_command("disk_child_writer", CHILD_ENV, dir)
         .stderr(std::fs::File::create(child_log(dir)).unwrap())
         .spawn()
         .unwrap()
@@ -688,15 +690,7 @@ fn processes_opening_a_new_cache_at_once_all_open_it() {
         let dir = tempfile::tempdir().unwrap();
         let children: Vec<_> = (0..PROCESSES)
             .map(|_| {
-                Command::new(std::env::current_exe().unwrap())
-                    .args([
-                        "--exact",
-                        "disk_child_opener",
-                        "--nocapture",
-                        "--test-threads=1",
-                    ])
-                    .env(OPENER_ENV, dir.path())
-                    .stdout(Stdio::null())
+                child_command("disk_child_opener", OPENER_ENV, dir.path())
                     .stderr(Stdio::piped())
                     .spawn()
                     .unwrap()

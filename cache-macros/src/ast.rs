@@ -52,7 +52,7 @@ impl Func {
         self.params.iter().find(|p| p.name == *name)
     }
 
-    /// Type and const parameters, in order: what a turbofish passes and what the key names.
+    /// Type and const parameters, in order: what the key names.
     pub fn type_and_const_params(&self) -> Vec<&GenericParam> {
         self.item
             .sig

@@ -200,14 +200,7 @@ fn parse_item(kind: Kind, input: ParseStream<'_>, args: &mut Args) -> syn::Resul
                 return Err(input.error("expected `skip(name, ..)`"));
             }
             let value = names.into_iter().collect();
-            set_once(
-                &mut args.skip,
-                Arg {
-                    name: name.clone(),
-                    value,
-                },
-                &name,
-            )?;
+            set_arg(&mut args.skip, &name, value)?;
         }
         _ => {
             input.parse::<Token![=]>()?;
@@ -226,37 +219,16 @@ fn parse_item(kind: Kind, input: ParseStream<'_>, args: &mut Args) -> syn::Resul
                     let value = input.parse::<LitBool>().map_err(|e| {
                         syn::Error::new(e.span(), "`companions` takes `true` or `false`")
                     })?;
-                    set_once(
-                        &mut args.companions,
-                        Arg {
-                            name: name.clone(),
-                            value,
-                        },
-                        &name,
-                    )?;
+                    set_arg(&mut args.companions, &name, value)?;
                 }
                 "crate" => {
                     let path = Path::parse_mod_style(input)?;
-                    set_once(
-                        &mut args.krate,
-                        Arg {
-                            name: name.clone(),
-                            value: path,
-                        },
-                        &name,
-                    )?;
+                    set_arg(&mut args.krate, &name, path)?;
                 }
                 "plugins" => {
                     let array: ExprArray = input.parse()?;
                     let value = array.elems.into_iter().collect();
-                    set_once(
-                        &mut args.plugins,
-                        Arg {
-                            name: name.clone(),
-                            value,
-                        },
-                        &name,
-                    )?;
+                    set_arg(&mut args.plugins, &name, value)?;
                 }
                 _ => {
                     return Err(syn::Error::new(
@@ -278,7 +250,11 @@ fn value<T: syn::parse::Parse>(
     name: &Ident,
     slot: &mut Option<Arg<T>>,
 ) -> syn::Result<()> {
-    let value = input.parse()?;
+    set_arg(slot, name, input.parse()?)
+}
+
+/// Records argument `name` with its value, once.
+fn set_arg<T>(slot: &mut Option<Arg<T>>, name: &Ident, value: T) -> syn::Result<()> {
     set_once(
         slot,
         Arg {

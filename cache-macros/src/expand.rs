@@ -417,15 +417,26 @@ impl<'a> Gen<'a> {
         let label = self.label();
         let key = self.keys().declare();
         let wrap = self.wrap_hit();
-        let run = self.run_body(quote!(__cache_result), None, None);
-        let stored = self.stored_of(quote!(&__cache_result));
-        let ttl = self.ttl();
+        let run_and_store = self.run_and_store();
         quote! {
             let __cache_cell = &__CACHE_CELL;
             #key
             if let ::core::option::Option::Some(__cache_hit) = #rt::__private::lookup(__cache_cell, #local, #label, &__cache_key) {
                 return #wrap;
             }
+            #run_and_store
+        }
+    }
+
+    /// Statements after a miss of `#[cached]` (and in its `refresh`): run the body, store what may be stored
+    /// under `__cache_key`, evaluate to the result.
+    fn run_and_store(&self) -> TokenStream {
+        let rt = &self.rt;
+        let label = self.label();
+        let run = self.run_body(quote!(__cache_result), None, None);
+        let stored = self.stored_of(quote!(&__cache_result));
+        let ttl = self.ttl();
+        quote! {
             #run
             if let ::core::option::Option::Some(__cache_value) = #stored {
                 #rt::__private::store(__cache_cell, #label, &__cache_key, __cache_value, #ttl);
@@ -479,17 +490,13 @@ impl<'a> Gen<'a> {
         } else {
             quote!(&#binding)
         };
-        let write = self.keys().write();
+        let build = self.keys().build();
         quote! {
             let __cache_cell = &__CACHE_CELL;
             let __cache_elems = #rt::__private::KeyCollection::memo_elems(#collection);
             let __cache_keys: ::std::vec::Vec<#rt::__private::KeyBuf> = __cache_elems
                 .iter()
-                .map(|&__cache_elem| {
-                    let mut __cache_key = #rt::__private::KeyBuf::new();
-                    #write
-                    __cache_key
-                })
+                .map(|&__cache_elem| #build)
                 .collect();
         }
     }
@@ -714,11 +721,17 @@ impl<'a> Gen<'a> {
     /// resolved statically (through the cell it would be an indirect call): `Some(&__CACHE_LOCAL)` for an
     /// alias, `None` for a function's own URL instance.
     fn local_arg(&self) -> TokenStream {
-        if self.args.cache.is_none() {
+        if self.has_local() {
             quote!(::core::option::Option::Some(&__CACHE_LOCAL))
         } else {
             quote!(::core::option::Option::None)
         }
+    }
+
+    /// Whether the cell has a thread-local copy of its cache: an alias's cell does, a URL-built instance (one per
+    /// function, nothing to resolve) does not.
+    fn has_local(&self) -> bool {
+        self.args.cache.is_none()
     }
 
     /// Items declaring the function's `MemoCell` as `__CACHE_CELL`, to be put first in a function body. Every copy
@@ -773,7 +786,7 @@ impl<'a> Gen<'a> {
                 quote!(#rt::__private::MemoCell::alias(#site, #alias, #setup_arg, &__CACHE_LOCAL))
             }
         };
-        let local = self.args.cache.is_none().then(|| {
+        let local = self.has_local().then(|| {
             quote! {
                 ::std::thread_local! {
                     static __CACHE_LOCAL: #rt::__private::LocalCache = const { #rt::__private::LocalCache::new() };
@@ -788,8 +801,6 @@ impl<'a> Gen<'a> {
     }
 
     fn refresh_body(&self) -> TokenStream {
-        let rt = &self.rt;
-        let label = self.label();
         if self.kind == Kind::MultiCached {
             let prelude = self.multi_prelude();
             let fill = self.multi_fill();
@@ -802,17 +813,11 @@ impl<'a> Gen<'a> {
             };
         }
         let key = self.keys().declare();
-        let run = self.run_body(quote!(__cache_result), None, None);
-        let stored = self.stored_of(quote!(&__cache_result));
-        let ttl = self.ttl();
+        let run_and_store = self.run_and_store();
         quote! {
             let __cache_cell = &__CACHE_CELL;
             #key
-            #run
-            if let ::core::option::Option::Some(__cache_value) = #stored {
-                #rt::__private::store(__cache_cell, #label, &__cache_key, __cache_value, #ttl);
-            }
-            __cache_result
+            #run_and_store
         }
     }
 

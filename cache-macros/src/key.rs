@@ -4,7 +4,7 @@
 //! type as `std::any::type_name` prints it), `::<T,..>` for generic functions, then every argument in the key as
 //! JSON. `key = expr` and `key_builder = f` replace it whole.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::GenericParam;
@@ -108,11 +108,15 @@ impl KeyGen<'_> {
         }
         let path = self.path();
         let generics = self.generic_args();
+        let rt = self.rt;
+        // `(&KeyPart(&arg)).put(..)`: an inlined writer for the usual types, serde for the rest (see
+        // `KeyPart`), spanned at the argument so a type that cannot be in the key is reported there.
+        let put = |arg: TokenStream, span: Span| quote_spanned!(span=> (&#rt::__private::KeyPart(#arg)).put(&mut __cache_key););
         let receiver = self
             .func
             .receiver()
             .filter(|_| self.self_in_key())
-            .map(|r| quote_spanned!(r.span()=> __cache_key.arg(&self);));
+            .map(|r| put(quote!(&self), r.span()));
         let params = self
             .func
             .params
@@ -120,23 +124,22 @@ impl KeyGen<'_> {
             .filter(|p| !self.skipped(&p.name))
             .map(|p| {
                 if self.is_keys_param(&p.name) {
-                    quote!(__cache_key.arg(__cache_elem);)
+                    put(quote!(__cache_elem), Span::call_site())
                 } else {
                     let binding = &p.binding;
-                    let rt = self.rt;
-                    quote_spanned!(p.span()=> {
-                        #[allow(unused_imports)]
-                        use #rt::__private::{KeyDirect as _, KeySerde as _};
-                        (&#rt::__private::KeyPart(&#binding)).put(&mut __cache_key);
-                    })
+                    put(quote!(&#binding), p.span())
                 }
             });
         quote! {
             #path
             #generics
             __cache_key.open();
-            #receiver
-            #(#params)*
+            {
+                #[allow(unused_imports)]
+                use #rt::__private::{KeyDirect as _, KeySerde as _};
+                #receiver
+                #(#params)*
+            }
             __cache_key.close();
         }
     }

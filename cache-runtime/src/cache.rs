@@ -520,16 +520,14 @@ impl Cache {
         pairs: &[(K, T)],
         ttl: impl Into<Ttl>,
     ) -> Result<()> {
-        self.multi_set_refs(
-            pairs.iter().map(|(k, v)| (k.as_ref(), v)).collect(),
-            ttl.into(),
-        )
+        let pairs: Vec<(&str, &T)> = pairs.iter().map(|(k, v)| (k.as_ref(), v)).collect();
+        self.multi_set_refs(&pairs, ttl.into())
     }
 
     /// [`multi_set`](Cache::multi_set) of borrowed values: each is cloned once, into the store.
     pub(crate) fn multi_set_refs<T: Cacheable>(
         &self,
-        pairs: Vec<(&str, &T)>,
+        pairs: &[(&str, &T)],
         ttl: Ttl,
     ) -> Result<()> {
         if pairs.is_empty() {
@@ -541,7 +539,7 @@ impl Cache {
         if let Some(memory) = self.memory_objects() {
             let entries = full
                 .iter()
-                .zip(&pairs)
+                .zip(pairs)
                 .map(|(k, (_, v))| (&**k, Stored::typed(*v)))
                 .collect();
             return self.observe(
@@ -556,7 +554,7 @@ impl Cache {
         }
         let entries = full
             .iter()
-            .zip(&pairs)
+            .zip(pairs)
             .map(|(k, (_, v))| Ok((&**k, self.encode(*v)?)))
             .collect::<Result<Vec<_>>>()?;
         self.observe(

@@ -478,15 +478,9 @@ fn push_escaped(out: &mut KeyText, text: &str) {
         };
         out.push_str(&text[start..i]);
         if escape.is_empty() {
-            let hex = [
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xF)],
-            ];
-            out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+            out.push_str("\\u00");
+            out.push_byte(HEX[usize::from(b >> 4)]);
+            out.push_byte(HEX[usize::from(b & 0xF)]);
         } else {
             out.push_str(escape);
         }
@@ -628,13 +622,13 @@ impl serde::Serializer for ScalarJson<'_> {
         variant: &'static str,
         value: &T,
     ) -> std::result::Result<(), NotScalar> {
-        self.out.push_str("{");
+        self.out.push_byte(b'{');
         push_json_str(self.out, variant);
-        self.out.push_str(":");
+        self.out.push_byte(b':');
         value.serialize(ScalarJson {
             out: &mut *self.out,
         })?;
-        self.out.push_str("}");
+        self.out.push_byte(b'}');
         Ok(())
     }
     fn serialize_seq(self, _: Option<usize>) -> std::result::Result<Self::SerializeSeq, NotScalar> {
@@ -910,13 +904,13 @@ impl KeyBuf {
     /// Starts the argument list.
     #[inline(always)]
     pub fn open(&mut self) {
-        self.text.push_str("(");
+        self.text.push_byte(b'(');
     }
 
     /// Ends the argument list.
     #[inline(always)]
     pub fn close(&mut self) {
-        self.text.push_str(")");
+        self.text.push_byte(b')');
     }
 
     /// Appends one argument as JSON, comma-separated from the previous one.
@@ -1348,10 +1342,11 @@ pub fn multi_lookup<V: Cacheable>(
     function: &str,
     keys: &[KeyBuf],
 ) -> Vec<Option<V>> {
-    let texts: Vec<Option<&str>> = keys.iter().map(|k| k.as_str().ok()).collect();
-    if let Some(Err(e)) = keys.iter().map(KeyBuf::as_str).find(Result::is_err) {
-        log_error(function, "key", &e);
+    let parsed: Vec<Result<&str>> = keys.iter().map(KeyBuf::as_str).collect();
+    if let Some(Err(e)) = parsed.iter().find(|text| text.is_err()) {
+        log_error(function, "key", e);
     }
+    let texts: Vec<Option<&str>> = parsed.into_iter().map(Result::ok).collect();
     let valid: Vec<&str> = texts.iter().flatten().copied().collect();
     if valid.is_empty() {
         return texts.iter().map(|_| None).collect();
@@ -1386,7 +1381,7 @@ pub fn multi_store<V: Cacheable>(
         return;
     }
     cell.with(|cache| {
-        if let Err(e) = cache.and_then(|cache| cache.multi_set_refs(pairs.clone(), ttl)) {
+        if let Err(e) = cache.and_then(|cache| cache.multi_set_refs(&pairs, ttl)) {
             log_error(function, "multi_set", &e);
         }
     });

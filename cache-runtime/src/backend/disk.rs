@@ -24,7 +24,7 @@ use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use crate::backend::{Backend, BackendConfig, CallOptions};
+use crate::backend::{increment_decimal, Backend, BackendConfig, CallOptions};
 use crate::caches::BackendSpec;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
@@ -287,9 +287,10 @@ impl Store {
         })
     }
 
-    /// [`prepare`](Store::prepare), tried again while another process holds the file (for up to
-    /// `DEFAULT_BUSY`): two processes opening a new cache at once contend for the switch to WAL mode and the
-    /// schema, and SQLite answers some of those contentions with "database is locked" without waiting.
+    /// [`prepare`](Store::prepare), tried again while another process holds the file: two processes opening a
+    /// new cache at once contend for the switch to WAL mode and the schema, and SQLite answers some of those
+    /// contentions with "database is locked" without waiting. Retries start for `DEFAULT_BUSY`; as each try may
+    /// itself wait out the busy timeout, an open gives up after about twice that.
     fn prepare_retrying(conn: &Connection) -> std::result::Result<(), String> {
         let deadline = Instant::now() + DEFAULT_BUSY;
         let mut pause = Duration::from_millis(1);
@@ -812,17 +813,7 @@ impl Backend for DiskBackend {
         self.write("increment", opts, |tx, now| {
             match Self::row(tx, key, now)? {
                 Some((_, bytes, expires_at)) => {
-                    let current: i64 = std::str::from_utf8(&bytes)
-                        .ok()
-                        .and_then(|s| s.parse().ok())
-                        .ok_or_else(|| Error::NotAnInteger {
-                            key: key.to_string(),
-                        })?;
-                    let new = current.checked_add(delta).ok_or_else(|| {
-                        Error::InvalidInput(format!(
-                            "increment of `{key}` by {delta} overflows i64"
-                        ))
-                    })?;
+                    let new = increment_decimal(key, &bytes, delta)?;
                     let data = new.to_string();
                     let size = self.check_size(key, data.as_bytes())?;
                     // A REPLACE gives the row a new id: the optimistic-lock version changes with the value.

@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
-use crate::backend::{Backend, BackendConfig, CallOptions};
+use crate::backend::{increment_decimal, Backend, BackendConfig, CallOptions};
 use crate::caches::BackendSpec;
 use crate::error::{Error, Result};
 use crate::value::{CasToken, RawReply, Value};
@@ -983,27 +983,28 @@ impl MemcachedBackend {
     }
 
     /// After a connection to server `idx` failed other than by a timeout, its idle connections are likely
-    /// just as dead (a restarted server): all are dropped, so later commands, retried or not (`add`, `incr`,
-    /// `cas` are never retried), connect afresh instead of each meeting a dead one.
+    /// just as dead (a restarted server): all are dropped, so later commands, retried or not (`add` and `cas`
+    /// are never retried), connect afresh instead of each meeting a dead one.
     fn forget_idle(&self, idx: usize, fault: &Fault) {
         if !timed_out(fault) {
             self.servers[idx].idle.lock().clear();
         }
     }
 
-    /// What becomes of a server's part of a pipelined command whose connection failed (writing or reading):
-    /// `Ok` to run it again on a new connection, when the failed one came from the pool and did not time out
-    /// (a slow server is not a dead one, and the caller's time is spent); otherwise the error.
+    /// What becomes of a command (or a server's part of a pipelined one) whose connection failed, writing or
+    /// reading: `Ok` to run it again on a new connection when `retry` allows it (the failed connection came
+    /// from the pool, and the command is safe to repeat) and it did not time out (a slow server is not a dead
+    /// one, and the caller's time is spent); otherwise the error.
     fn after_fault(
         &self,
         idx: usize,
         command: &'static str,
         opts: &CallOptions,
-        pooled: bool,
+        retry: bool,
         fault: Fault,
     ) -> Result<()> {
         self.forget_idle(idx, &fault);
-        if pooled && !timed_out(&fault) {
+        if retry && !timed_out(&fault) {
             Ok(())
         } else {
             Err(self.fault_to_error(idx, command, opts, fault))
@@ -1034,13 +1035,9 @@ impl MemcachedBackend {
                 }
                 Err(fault) => {
                     drop(conn);
-                    self.forget_idle(idx, &fault);
-                    if pooled && idempotent && !timed_out(&fault) {
-                        conn = self.connect(&self.servers[idx], opts)?;
-                        pooled = false;
-                        continue;
-                    }
-                    return Err(self.fault_to_error(idx, command, opts, fault));
+                    self.after_fault(idx, command, opts, pooled && idempotent, fault)?;
+                    conn = self.connect(&self.servers[idx], opts)?;
+                    pooled = false;
                 }
             }
         }
@@ -1144,20 +1141,8 @@ impl MemcachedBackend {
         opts: &CallOptions,
         in_step: impl Fn(&[u8]) -> bool,
     ) -> Result<(usize, Vec<u8>)> {
-        self.one_line(command, true, line, key, opts, in_step)
-    }
-
-    fn one_line(
-        &self,
-        command: &'static str,
-        idempotent: bool,
-        line: &str,
-        key: &str,
-        opts: &CallOptions,
-        in_step: impl Fn(&[u8]) -> bool,
-    ) -> Result<(usize, Vec<u8>)> {
         let idx = self.locate(key);
-        let reply = self.with_conn(idx, command, idempotent, opts, |conn| {
+        let reply = self.with_conn(idx, command, true, opts, |conn| {
             conn.out.clear();
             conn.out.extend_from_slice(line.as_bytes());
             conn.send()?;
@@ -1168,52 +1153,6 @@ impl MemcachedBackend {
             Ok(reply)
         })?;
         Ok((idx, reply))
-    }
-
-    fn increment_by_cas(&self, key: &str, delta: i64, opts: &CallOptions) -> Result<i64> {
-        for _ in 0..MAX_CAS_ROUNDS {
-            let (stored, new) = match self.gets("increment", key, opts)? {
-                None => {
-                    let data = delta.to_string();
-                    (
-                        self.store("increment", key, StoreCmd::add(data.as_bytes(), 0), opts)?,
-                        delta,
-                    )
-                }
-                Some((bytes, cas)) => {
-                    let current: i64 = std::str::from_utf8(&bytes)
-                        .ok()
-                        .and_then(|s| s.trim().parse().ok())
-                        .ok_or_else(|| Error::NotAnInteger {
-                            key: key.to_string(),
-                        })?;
-                    let new = current.checked_add(delta).ok_or_else(|| {
-                        Error::InvalidInput(format!(
-                            "increment of `{key}` by {delta} overflows i64"
-                        ))
-                    })?;
-                    // `cas` with exptime 0 would drop the key's TTL; memcached cannot read it back, so a
-                    // counter written through this path keeps no TTL (documented on `increment`).
-                    let data = new.to_string();
-                    (
-                        self.store(
-                            "increment",
-                            key,
-                            StoreCmd::cas(data.as_bytes(), 0, cas),
-                            opts,
-                        )?,
-                        new,
-                    )
-                }
-            };
-            if stored == StoreReply::Stored {
-                return Ok(new);
-            }
-        }
-        Err(Error::backend(
-            NAME,
-            format!("`increment` of `{key}` lost the race {MAX_CAS_ROUNDS} times in a row"),
-        ))
     }
 }
 
@@ -1262,10 +1201,9 @@ impl Backend for MemcachedBackend {
                     Err(e) => Pending::Failed(e),
                     Ok((mut conn, pooled)) => match send_gets(&mut conn, chunk, opts.timeout) {
                         Ok(lines) => Pending::Sent(conn, pooled, lines),
-                        Err(f) => match self.after_fault(idx, "multi_get", opts, pooled, f) {
-                            Ok(()) => Pending::Retry,
-                            Err(e) => Pending::Failed(e),
-                        },
+                        Err(f) => self
+                            .after_fault(idx, "multi_get", opts, pooled, f)
+                            .map_or_else(Pending::Failed, |()| Pending::Retry),
                     },
                 };
                 pending.push((idx, chunk, state));
@@ -1376,10 +1314,9 @@ impl Backend for MemcachedBackend {
                     Ok((mut conn, pooled)) => {
                         match send_sets(&mut conn, chunk, exptime, opts.timeout) {
                             Ok(()) => Pending::Sent(conn, pooled, chunk.len()),
-                            Err(f) => match self.after_fault(idx, "multi_set", opts, pooled, f) {
-                                Ok(()) => Pending::Retry,
-                                Err(e) => Pending::Failed(e),
-                            },
+                            Err(f) => self
+                                .after_fault(idx, "multi_set", opts, pooled, f)
+                                .map_or_else(Pending::Failed, |()| Pending::Retry),
                         }
                     }
                 };
@@ -1467,7 +1404,42 @@ impl Backend for MemcachedBackend {
     /// about one update in a hundred runs of the concurrency test. Clients that `incr` this key directly share
     /// that race.
     fn increment(&self, key: &str, delta: i64, opts: &CallOptions) -> Result<i64> {
-        self.increment_by_cas(key, delta, opts)
+        for _ in 0..MAX_CAS_ROUNDS {
+            let (stored, new) = match self.gets("increment", key, opts)? {
+                None => {
+                    let data = delta.to_string();
+                    (
+                        self.store("increment", key, StoreCmd::add(data.as_bytes(), 0), opts)?,
+                        delta,
+                    )
+                }
+                Some((bytes, cas)) => {
+                    // Trimmed: a counter written by memcached's own `incr` may carry padding.
+                    let text =
+                        std::str::from_utf8(&bytes).map_or(&bytes[..], |s| s.trim().as_bytes());
+                    let new = increment_decimal(key, text, delta)?;
+                    // `cas` with exptime 0 would drop the key's TTL; memcached cannot read it back, so a
+                    // counter written through this path keeps no TTL (documented on `increment`).
+                    let data = new.to_string();
+                    (
+                        self.store(
+                            "increment",
+                            key,
+                            StoreCmd::cas(data.as_bytes(), 0, cas),
+                            opts,
+                        )?,
+                        new,
+                    )
+                }
+            };
+            if stored == StoreReply::Stored {
+                return Ok(new);
+            }
+        }
+        Err(Error::backend(
+            NAME,
+            format!("`increment` of `{key}` lost the race {MAX_CAS_ROUNDS} times in a row"),
+        ))
     }
 
     fn delete(&self, key: &str, opts: &CallOptions) -> Result<u64> {

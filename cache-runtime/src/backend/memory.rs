@@ -21,7 +21,7 @@ use std::time::Duration;
 use hashbrown::HashTable;
 use parking_lot::{RwLock, RwLockWriteGuard};
 
-use crate::backend::{Backend, CallOptions};
+use crate::backend::{increment_decimal, increment_overflow, not_an_integer, Backend, CallOptions};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::key::glob_match;
@@ -146,6 +146,31 @@ macro_rules! with_small {
     };
 }
 
+/// `Small::to_bits` and its inverse `Small::from_bits`, for the hot index, from one table: per variant its
+/// tag, how its value becomes bits and how bits become the value again.
+macro_rules! small_bits {
+    ($($tag:literal $variant:ident: |$v:ident| $to:expr, |$b:ident| $from:expr;)*) => {
+        /// A tag (1-14) and the value's bits.
+        fn to_bits(self) -> (u8, u64) {
+            match self {
+                $(Small::$variant($v) => ($tag, $to),)*
+            }
+        }
+
+        /// The value of a tag and bits from [`to_bits`](Small::to_bits) (`None` for any other tag).
+        #[inline(always)]
+        fn from_bits(tag: u8, bits: u64) -> Option<Small> {
+            match tag {
+                $($tag => {
+                    let $b = bits;
+                    ($from).map(Small::$variant)
+                })*
+                _ => None,
+            }
+        }
+    };
+}
+
 impl Small {
     /// The primitive inside `obj`, if it is one: one `type_id` call, then compares. Inlined where the type is
     /// known, the whole test folds to a constant.
@@ -190,46 +215,21 @@ impl Small {
         }
     }
 
-    /// A tag (1-14) and the value's bits, for the hot index.
-    fn to_bits(self) -> (u8, u64) {
-        match self {
-            Small::U8(v) => (1, u64::from(v)),
-            Small::U16(v) => (2, u64::from(v)),
-            Small::U32(v) => (3, u64::from(v)),
-            Small::U64(v) => (4, v),
-            Small::Usize(v) => (5, v as u64),
-            Small::I8(v) => (6, v as u64),
-            Small::I16(v) => (7, v as u64),
-            Small::I32(v) => (8, v as u64),
-            Small::I64(v) => (9, v as u64),
-            Small::Isize(v) => (10, v as u64),
-            Small::F32(v) => (11, u64::from(v.to_bits())),
-            Small::F64(v) => (12, v.to_bits()),
-            Small::Bool(v) => (13, u64::from(v)),
-            Small::Char(v) => (14, u64::from(v)),
-        }
-    }
-
-    /// The inverse of [`to_bits`](Small::to_bits).
-    #[inline(always)]
-    fn from_bits(tag: u8, bits: u64) -> Option<Small> {
-        Some(match tag {
-            1 => Small::U8(bits as u8),
-            2 => Small::U16(bits as u16),
-            3 => Small::U32(bits as u32),
-            4 => Small::U64(bits),
-            5 => Small::Usize(bits as usize),
-            6 => Small::I8(bits as i8),
-            7 => Small::I16(bits as i16),
-            8 => Small::I32(bits as i32),
-            9 => Small::I64(bits as i64),
-            10 => Small::Isize(bits as isize),
-            11 => Small::F32(f32::from_bits(bits as u32)),
-            12 => Small::F64(f64::from_bits(bits)),
-            13 => Small::Bool(bits != 0),
-            14 => Small::Char(char::from_u32(bits as u32)?),
-            _ => return None,
-        })
+    small_bits! {
+        1 U8: |v| u64::from(v), |b| Some(b as u8);
+        2 U16: |v| u64::from(v), |b| Some(b as u16);
+        3 U32: |v| u64::from(v), |b| Some(b as u32);
+        4 U64: |v| v, |b| Some(b);
+        5 Usize: |v| v as u64, |b| Some(b as usize);
+        6 I8: |v| v as u64, |b| Some(b as i8);
+        7 I16: |v| v as u64, |b| Some(b as i16);
+        8 I32: |v| v as u64, |b| Some(b as i32);
+        9 I64: |v| v as u64, |b| Some(b as i64);
+        10 Isize: |v| v as u64, |b| Some(b as isize);
+        11 F32: |v| u64::from(v.to_bits()), |b| Some(f32::from_bits(b as u32));
+        12 F64: |v| v.to_bits(), |b| Some(f64::from_bits(b));
+        13 Bool: |v| u64::from(v), |b| Some(b != 0);
+        14 Char: |v| u64::from(v), |b| char::from_u32(b as u32);
     }
 
     /// As the backend interface's [`Value`] (allocates; not on the hit path).
@@ -313,6 +313,13 @@ impl Entry {
     fn live(&self, now: impl FnOnce() -> u64) -> bool {
         self.expires_at == 0 || self.expires_at > now()
     }
+
+    /// Drops the entry's hot copy, if a reader made one, before the entry changes or goes (`hash`: its key's).
+    fn drop_hot_copy(&self, hot: &HotIndex, hash: u64) {
+        if self.hot.swap(HOT_UNTRIED, Ordering::Relaxed) == HOT_IN {
+            hot.forget(hash, self.key.as_bytes());
+        }
+    }
 }
 
 struct Shard {
@@ -362,19 +369,17 @@ impl Shard {
 
     /// The entry in slot `idx`, if the slot is occupied.
     fn at(&self, idx: u32) -> Option<&Entry> {
+        self.at_hashed(idx).map(|(_, entry)| entry)
+    }
+
+    /// The entry in slot `idx` with its key's hash, if the slot is occupied.
+    fn at_hashed(&self, idx: u32) -> Option<(u64, &Entry)> {
         let hash = (*self.slots.get(idx as usize)?)?;
-        self.table.find(hash, |e| e.slot == idx)
+        self.table.find(hash, |e| e.slot == idx).map(|e| (hash, e))
     }
 
     fn entry(&self, idx: u32) -> &Entry {
         self.at(idx)
-            .expect("the table holds an entry for every occupied slot")
-    }
-
-    fn entry_mut(&mut self, idx: u32) -> &mut Entry {
-        let hash = self.slots[idx as usize].expect("only occupied slots are looked up");
-        self.table
-            .find_mut(hash, |e| e.slot == idx)
             .expect("the table holds an entry for every occupied slot")
     }
 
@@ -396,9 +401,7 @@ impl Shard {
             .find_entry(hash, |e| e.slot == idx)
             .ok()
             .map(|found| found.remove().0)?;
-        if entry.hot.load(Ordering::Relaxed) == HOT_IN {
-            self.hot().forget(hash, entry.key.as_bytes());
-        }
+        entry.drop_hot_copy(self.hot(), hash);
         self.free.push(idx);
         self.len -= 1;
         self.totals.entries.fetch_sub(1, Ordering::Relaxed);
@@ -413,13 +416,18 @@ impl Shard {
         &self.hots[self.id]
     }
 
-    /// Drops the hot copy of entry `idx`, if any, before the entry is changed in place.
-    fn drop_hot(&self, idx: u32) {
-        if let (Some(Some(hash)), Some(entry)) = (self.slots.get(idx as usize), self.at(idx)) {
-            if entry.hot.swap(HOT_UNTRIED, Ordering::Relaxed) == HOT_IN {
-                self.hot().forget(*hash, entry.key.as_bytes());
-            }
-        }
+    /// Gives entry `idx` a new expiry (0: none), as a write: a new version, its hot copy dropped first.
+    fn set_expiry(&mut self, idx: u32, expires_at: u64) {
+        let version = self.next_version();
+        let hash = self.slots[idx as usize].expect("only occupied slots are looked up");
+        let entry = self
+            .table
+            .find_mut(hash, |e| e.slot == idx)
+            .expect("the table holds an entry for every occupied slot");
+        entry.drop_hot_copy(&self.hots[self.id], hash);
+        entry.expires_at = expires_at;
+        entry.version = version;
+        self.track_deadline(idx, expires_at, version);
     }
 
     fn next_version(&mut self) -> u64 {
@@ -486,12 +494,11 @@ impl Shard {
             if Some(idx as u32) == keep {
                 continue;
             }
-            if let Some(entry) = self.at(idx as u32) {
+            if let Some((hash, entry)) = self.at_hashed(idx as u32) {
                 // Read under the lock, or through the hot index: both bits are taken.
                 let read = entry.visited.swap(false, Ordering::Relaxed);
                 let read_hot = entry.hot.load(Ordering::Relaxed) == HOT_IN
-                    && self.slots[idx]
-                        .is_some_and(|hash| self.hot().take_visited(hash, entry.key.as_bytes()));
+                    && self.hot().take_visited(hash, entry.key.as_bytes());
                 if !(read || read_hot) {
                     self.remove_slot(idx as u32);
                     return true;
@@ -512,9 +519,7 @@ impl Shard {
     ) -> (u32, bool) {
         let version = self.next_version();
         if let Some(entry) = self.table.find_mut(hash, |e| e.key.is(key.as_bytes())) {
-            if std::mem::replace(entry.hot.get_mut(), HOT_UNTRIED) == HOT_IN {
-                self.hots[self.id].forget(hash, key.as_bytes());
-            }
+            entry.drop_hot_copy(&self.hots[self.id], hash);
             let old_weight = std::mem::replace(&mut entry.weight, weight);
             entry.value = value;
             entry.expires_at = expires_at;
@@ -962,7 +967,7 @@ impl MemoryBackend {
             .into_iter()
             .map(|(key, value)| {
                 let hash = self.hash(key);
-                ((hash >> 32) as usize & self.shard_mask, hash, key, value)
+                (self.shard_index(hash), hash, key, value)
             })
             .collect();
         // Lock every shard involved, in index order (no deadlock), so readers see all writes or none.
@@ -1075,40 +1080,29 @@ impl Backend for MemoryBackend {
     fn increment(&self, key: &str, delta: i64, _opts: &CallOptions) -> Result<i64> {
         let hash = self.hash(key);
         let mut shard = self.shard(hash).write();
-        let not_an_integer = || Error::NotAnInteger {
-            key: key.to_string(),
-        };
-        let overflow =
-            || Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64"));
         match shard.find_live(hash, key.as_bytes(), &*self.clock) {
             Some(idx) => {
                 let entry = shard.entry(idx);
                 let expires_at = entry.expires_at;
                 let (new, value) = match &entry.value {
                     Stored::Small(small) => {
-                        let current = small.integer().ok_or_else(not_an_integer)?;
-                        let new = current.checked_add(delta).ok_or_else(overflow)?;
-                        (new, Value::Object(Arc::new(new)))
+                        let current = small.integer().ok_or_else(|| not_an_integer(key))?;
+                        let new = current
+                            .checked_add(delta)
+                            .ok_or_else(|| increment_overflow(key, delta))?;
+                        (new, Stored::Small(Small::I64(new)))
                     }
                     Stored::Value(Value::Bytes(bytes)) => {
-                        let current: i64 = std::str::from_utf8(bytes)
-                            .ok()
-                            .and_then(|s| s.parse().ok())
-                            .ok_or_else(not_an_integer)?;
-                        let new = current.checked_add(delta).ok_or_else(overflow)?;
-                        (new, Value::Bytes(new.to_string().into_bytes()))
+                        let new = increment_decimal(key, bytes, delta)?;
+                        (
+                            new,
+                            Stored::Value(Value::Bytes(new.to_string().into_bytes())),
+                        )
                     }
-                    Stored::Value(Value::Object(obj)) => {
-                        // Primitives are stored as `Small`, so this object is not an integer.
-                        let current = Small::of(&**obj)
-                            .and_then(|small| small.integer())
-                            .ok_or_else(not_an_integer)?;
-                        let new = current.checked_add(delta).ok_or_else(overflow)?;
-                        (new, Value::Object(Arc::new(new)))
-                    }
+                    // Every primitive object is stored as `Small`, so this one is not an integer.
+                    Stored::Value(Value::Object(_)) => return Err(not_an_integer(key)),
                 };
                 // Same key, same TTL: a replace that keeps the version and weight totals right.
-                let value = Stored::new(value);
                 let weight = self.weigh(key, &value);
                 shard.upsert(hash, key, value, weight, expires_at);
                 Ok(new)
@@ -1144,12 +1138,7 @@ impl Backend for MemoryBackend {
         let mut shard = self.shard(hash).write();
         match shard.find_live(hash, key.as_bytes(), &*self.clock) {
             Some(idx) => {
-                let version = shard.next_version();
-                shard.drop_hot(idx);
-                let entry = shard.entry_mut(idx);
-                entry.expires_at = expires_at;
-                entry.version = version;
-                shard.track_deadline(idx, expires_at, version);
+                shard.set_expiry(idx, expires_at);
                 Ok(true)
             }
             None => Ok(false),

@@ -23,6 +23,42 @@ pub mod null;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+/// `increment` on a value that is not an integer: the same typed error on every backend.
+#[cfg(any(
+    feature = "memory",
+    feature = "redis",
+    feature = "memcached",
+    feature = "disk"
+))]
+pub(crate) fn not_an_integer(key: &str) -> Error {
+    Error::NotAnInteger {
+        key: key.to_string(),
+    }
+}
+
+/// `increment` past the range of `i64`: the same typed error on every backend.
+#[cfg(any(
+    feature = "memory",
+    feature = "redis",
+    feature = "memcached",
+    feature = "disk"
+))]
+pub(crate) fn increment_overflow(key: &str, delta: i64) -> Error {
+    Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64"))
+}
+
+/// `delta` added to a counter stored as decimal text (`current` of `key`), or the typed error.
+#[cfg(any(feature = "memory", feature = "memcached", feature = "disk"))]
+pub(crate) fn increment_decimal(key: &str, current: &[u8], delta: i64) -> Result<i64> {
+    let current: i64 = std::str::from_utf8(current)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| not_an_integer(key))?;
+    current
+        .checked_add(delta)
+        .ok_or_else(|| increment_overflow(key, delta))
+}
+
 /// Per-call options a [`Cache`](crate::Cache) passes to its backend.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CallOptions {

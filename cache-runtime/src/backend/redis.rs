@@ -97,7 +97,7 @@ use redis::{
     RedisConnectionInfo, RedisError, RedisResult, Script,
 };
 
-use crate::backend::{Backend, BackendConfig, CallOptions};
+use crate::backend::{increment_overflow, not_an_integer, Backend, BackendConfig, CallOptions};
 use crate::error::{Error, Result};
 use crate::key::escape_glob;
 use crate::registry::BackendSpec;
@@ -1535,12 +1535,8 @@ impl Backend for RedisBackend {
             }
         })?;
         outcome.map_err(|refusal| match refusal {
-            IncrementRefusal::Overflow => {
-                Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64"))
-            }
-            IncrementRefusal::NotAnInteger => Error::NotAnInteger {
-                key: key.to_string(),
-            },
+            IncrementRefusal::Overflow => increment_overflow(key, delta),
+            IncrementRefusal::NotAnInteger => not_an_integer(key),
         })
     }
 

@@ -145,8 +145,10 @@ impl HotIndex {
         })
     }
 
-    /// The slots holding `key`: both, when two readers promoted it at once (called by the shard's writer:
-    /// nothing else changes slots meanwhile).
+    /// The slots holding `key`: both, when two readers promoted it at once. Exact for the shard's writer,
+    /// which nothing changes slots beside. A promoting reader also asks, to skip a key another reader just
+    /// copied; a torn read there can only answer wrongly "held", which leaves the entry out of the index
+    /// (its state says `HOT_IN`, so writers look for a copy and find none).
     fn holding<'s>(&'s self, hash: u64, key: &[u8]) -> impl Iterator<Item = &'s Slot> + 's {
         let ways = self.slots.get().and_then(|slots| Self::ways(slots, hash));
         let key_len = key.len();
