@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+#[cfg(feature = "memory")]
 use crate::backend::memory::{Found, MemoryBackend, Stored};
 use crate::backend::null::NullBackend;
 use crate::backend::{Backend, CallOptions};
@@ -29,6 +30,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Cacheable 
 struct Shared {
     backend: Arc<dyn Backend>,
     /// The same backend when it is the in-process memory one, for statically dispatched reads.
+    #[cfg(feature = "memory")]
     memory: Option<Arc<MemoryBackend>>,
     serializer: Arc<dyn Serializer>,
     /// Values are stored as typed objects (NullSerializer on an in-process backend).
@@ -39,6 +41,7 @@ struct Shared {
 }
 
 /// The backend as the concrete memory backend, when it is one.
+#[cfg(feature = "memory")]
 fn memory_of(backend: &Arc<dyn Backend>) -> Option<Arc<MemoryBackend>> {
     let any: Arc<dyn std::any::Any + Send + Sync> = backend.clone();
     any.downcast::<MemoryBackend>().ok()
@@ -315,6 +318,7 @@ impl Cache {
     }
 
     /// The memory backend, when values are stored as typed objects (not bytes) in it.
+    #[cfg(feature = "memory")]
     #[inline]
     fn memory_objects(&self) -> Option<&MemoryBackend> {
         self.shared
@@ -324,6 +328,7 @@ impl Cache {
     }
 
     /// A read from the memory backend, decoded under its read lock (primitives straight from the bucket).
+    #[cfg(feature = "memory")]
     #[inline]
     fn read_memory<T: Cacheable>(&self, memory: &MemoryBackend, full: &[u8]) -> Result<Option<T>> {
         memory
@@ -355,6 +360,7 @@ impl Cache {
             || {
                 // The memory backend is called directly, so the decode below is inlined into its shard
                 // lookup; any other backend lends the value through `get_with`.
+                #[cfg(feature = "memory")]
                 if let Some(memory) = &self.shared.memory {
                     return self.read_memory(memory, full.as_bytes());
                 }
@@ -375,6 +381,7 @@ impl Cache {
     /// they are UTF-8 would cost a hit more than the rest of its key handling).
     #[inline]
     pub(crate) fn get_key_bytes<T: Cacheable>(&self, key: &[u8]) -> Result<Option<T>> {
+        #[cfg(feature = "memory")]
         if let Some(memory) = &self.shared.memory {
             if self.namespace.is_none()
                 && self.shared.key_builder.is_none()
@@ -437,6 +444,7 @@ impl Cache {
             Command::MultiGet,
             &user_keys,
             || {
+                #[cfg(feature = "memory")]
                 if let Some(memory) = &self.shared.memory {
                     return full_refs
                         .iter()
@@ -466,6 +474,7 @@ impl Cache {
     pub fn set<T: Cacheable>(&self, key: &str, value: &T, ttl: impl Into<Ttl>) -> Result<()> {
         let ttl = self.ttl(ttl.into())?;
         let full = self.full_key(key);
+        #[cfg(feature = "memory")]
         if let Some(memory) = self.memory_objects() {
             // Typed straight into the store: a primitive is kept in place, with no `Arc` made for it.
             let stored = Stored::typed(value);
@@ -536,6 +545,7 @@ impl Cache {
         let ttl = self.ttl(ttl)?;
         let user_keys: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
         let full: Vec<FullKey<'_>> = user_keys.iter().map(|k| self.full_key(k)).collect();
+        #[cfg(feature = "memory")]
         if let Some(memory) = self.memory_objects() {
             let entries = full
                 .iter()
@@ -807,6 +817,7 @@ impl Cache {
         let objects = stores_objects(&*serializer, &*backend)?;
         Ok(Cache {
             shared: Arc::new(Shared {
+                #[cfg(feature = "memory")]
                 memory: memory_of(&backend),
                 backend,
                 serializer,
@@ -952,6 +963,7 @@ impl CacheBuilder {
         let label = self.label.unwrap_or_else(|| backend.name().to_string());
         Ok(Cache {
             shared: Arc::new(Shared {
+                #[cfg(feature = "memory")]
                 memory: memory_of(&backend),
                 backend,
                 serializer,
