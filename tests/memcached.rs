@@ -320,18 +320,62 @@ fn keys_are_hashed_only_when_memcached_would_refuse_them() {
     assert_eq!(rest, "1\r\nEND\r\nEND\r\n", "no key `not` was stored");
 }
 
+/// The remaining TTL memcached reports for `key` (`mg <key> t`): seconds, -1 for none, `None` if absent.
+fn server_ttl(server: &Server, key: &str) -> Option<i64> {
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    stream
+        .write_all(format!("mg {key} t\r\n").as_bytes())
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    match line.trim_end() {
+        "EN" => None,
+        reply => Some(
+            reply
+                .strip_prefix("HD t")
+                .unwrap_or_else(|| panic!("unexpected reply {reply:?}"))
+                .parse()
+                .unwrap(),
+        ),
+    }
+}
+
 #[test]
-fn counters_are_plain_decimal_and_native_incr_is_used_for_non_negative_deltas() {
-    let (_server, cache) = cache();
+fn counters_are_plain_decimal_and_keep_their_ttl() {
+    let (server, cache) = cache();
     assert_eq!(cache.increment("hits", 1).unwrap(), 1);
     assert_eq!(cache.increment("hits", 41).unwrap(), 42);
+    assert_eq!(cache.increment("hits", -50).unwrap(), -8);
     assert_eq!(
         cache.get_stored("hits").unwrap().unwrap().as_bytes(),
-        Some(&b"42"[..])
+        Some(&b"-8"[..])
     );
-    // A counter with a TTL keeps it through `incr`.
-    cache.set("ttl-counter", &5i64, Ttl::secs(600)).unwrap();
-    assert_eq!(cache.increment("ttl-counter", 1).unwrap(), 6);
+    // A counter created by `increment` has no TTL, and gets none.
+    assert_eq!(server_ttl(&server, &cache.build_key("hits")), Some(-1));
+
+    // A counter set with a TTL keeps it through increments up and down (memcached reports whole seconds
+    // left; a slow machine may have ticked a few by now).
+    cache.set("window", &5i64, Ttl::secs(600)).unwrap();
+    assert_eq!(cache.increment("window", 1).unwrap(), 6);
+    assert_eq!(cache.increment("window", -2).unwrap(), 4);
+    let left = server_ttl(&server, &cache.build_key("window")).unwrap();
+    assert!((590..=600).contains(&left), "600 s TTL kept, {left} s left");
+
+    // Beyond 30 days memcached reads a TTL as a Unix time: the kept TTL must be sent as one.
+    let forty_days = 40 * 24 * 3600;
+    cache.set("long", &1i64, Ttl::secs(forty_days)).unwrap();
+    assert_eq!(cache.increment("long", 1).unwrap(), 2);
+    assert_eq!(
+        cache.get::<i64>("long").unwrap(),
+        Some(2),
+        "not expired at once"
+    );
+    let left = server_ttl(&server, &cache.build_key("long")).unwrap();
+    let forty_days = i64::try_from(forty_days).unwrap();
+    assert!(
+        (forty_days - 10..=forty_days + 1).contains(&left),
+        "40-day TTL kept, {left} s left"
+    );
 }
 
 static DOUBLE_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -1069,11 +1113,36 @@ fn ipv6_servers_are_parsed_with_brackets() {
 }
 
 #[test]
+fn an_increment_on_a_server_without_meta_commands_falls_back_to_gets_and_cas() {
+    // A pre-1.6 server: `mg` is an unknown command. The counter is read with `gets` and written with `cas`
+    // (exptime 0: its TTL cannot be read back); what the `cas` line carried is recorded.
+    let (sent, seen) = mpsc::channel();
+    let sent = std::sync::Mutex::new(sent);
+    let addr = scripted_server(move |_, _, line| {
+        Some(if line.starts_with("mg") {
+            "ERROR\r\n".to_string()
+        } else if line == "gets n" {
+            "VALUE n 0 1 77\r\n5\r\nEND\r\n".into()
+        } else if line.starts_with("cas") {
+            sent.lock().unwrap().send(line.to_string()).unwrap();
+            return None; // its data block follows
+        } else if line == "6" {
+            "STORED\r\n".into()
+        } else {
+            "ERROR\r\n".into()
+        })
+    });
+    let cache = Cache::from_url(&format!("memcached://{addr}?timeout=5")).unwrap();
+    assert_eq!(cache.increment("n", 1).unwrap(), 6);
+    assert_eq!(seen.recv().unwrap(), "cas n 0 0 1 77");
+}
+
+#[test]
 fn an_increment_whose_key_keeps_vanishing_gives_up_with_a_backend_error() {
-    // `gets` always finds no key and `add` always finds one: a bounded number of rounds, then an error.
+    // The read always finds no key and `add` always finds one: a bounded number of rounds, then an error.
     let addr = scripted_server(|_, _, line| {
-        Some(if line.starts_with("gets") {
-            "END\r\n".to_string()
+        Some(if line.starts_with("mg") {
+            "EN\r\n".to_string()
         } else if line.starts_with("add") {
             "NOT_STORED\r\n".into()
         } else {

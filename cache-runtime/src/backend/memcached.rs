@@ -21,8 +21,9 @@
 //!   TTLs are sent as `now + ttl`, capped at 2038-01-19 (memcached's exptime is a signed 32-bit number; a
 //!   later time would wrap into the past and expire the item at once). Memcached's clock ticks once a
 //!   second: an entry may expire up to a second before its TTL is up.
-//! - `increment` goes through `gets` + `cas` (an absent key is created with `add`), retried until no other
-//!   write intervened: exact signed 64-bit arithmetic, no lost update. memcached's `incr` is not used: it is
+//! - `increment` reads value, CAS id and remaining TTL with one meta `mg`, and writes with `ms` and that CAS
+//!   id and TTL (an absent key is created with `add`), retried until no other write intervened: exact signed
+//!   64-bit arithmetic, no lost update, the TTL kept. memcached's `incr` is not used: it is
 //!   unsigned, and racing with `gets` it can hand out the old number with the new CAS id (see `increment`).
 
 use std::borrow::Cow;
@@ -64,7 +65,7 @@ const SETS_PER_BATCH: usize = 1000;
 const MAX_LINE: u64 = 64 * 1024;
 /// The largest value memcached can hold (its `-I` maximum); a longer announced value is a protocol error.
 const MAX_ITEM: usize = 1 << 30;
-/// Rounds of `gets`/`cas` before `increment` gives up under contention.
+/// Rounds of read and CAS write before `increment` gives up under contention.
 const MAX_CAS_ROUNDS: usize = 10_000;
 
 const NAME: &str = "memcached";
@@ -86,7 +87,7 @@ type WireEntry<'k> = (Cow<'k, str>, &'k [u8]);
 /// | `set`, `multi_set` | `set`; many keys pipelined like `multi_get` (not atomic) |
 /// | `add` | `add` |
 /// | `exists` | `mg` (meta get without the value) |
-/// | `increment` | `gets`+`cas` (see the module docs) |
+/// | `increment` | `mg` + `ms` with CAS and TTL (see the module docs) |
 /// | `delete`, `expire` | `delete`, `touch` |
 /// | `clear` | `flush_all` on every server for a cache without namespace; `Unsupported` with a namespace |
 /// | `keys` | `Unsupported`: memcached cannot list keys |
@@ -532,15 +533,22 @@ impl Conn {
         }
     }
 
-    /// A storage reply: `STORED` and friends.
-    fn read_store(&mut self) -> Step<Reply<StoreReply>> {
+    /// A storage reply: `STORED` and friends, or their meta forms (`HD`, `NS`, `EX`, `NF`) after `ms`.
+    fn read_store(&mut self, meta: bool) -> Step<Reply<StoreReply>> {
         let line = self.read_line()?;
-        let reply = match line {
-            b"STORED" => Ok(StoreReply::Stored),
-            b"NOT_STORED" => Ok(StoreReply::NotStored),
-            b"EXISTS" => Ok(StoreReply::Exists),
-            b"NOT_FOUND" => Ok(StoreReply::NotFound),
-            other => Err(server_error(other).ok_or_else(|| unexpected(other))?),
+        let words: [&[u8]; 4] = if meta {
+            [b"HD", b"NS", b"EX", b"NF"]
+        } else {
+            [b"STORED", b"NOT_STORED", b"EXISTS", b"NOT_FOUND"]
+        };
+        let reply = match words.iter().position(|w| *w == line) {
+            Some(i) => Ok([
+                StoreReply::Stored,
+                StoreReply::NotStored,
+                StoreReply::Exists,
+                StoreReply::NotFound,
+            ][i]),
+            None => Err(server_error(line).ok_or_else(|| unexpected(line))?),
         };
         // After `CLIENT_ERROR` or `ERROR` memcached may not have swallowed the data block and read it as
         // commands of its own: the stream is out of step. (`SERVER_ERROR` replies, e.g. "object too large",
@@ -552,6 +560,49 @@ impl Conn {
             self.broken = true;
         }
         Ok(reply)
+    }
+
+    /// The reply to `mg <key> v c t`: `EN` (absent), or `VA <len> c<cas> t<secs>` and the data.
+    fn read_meta_value(&mut self) -> Step<Reply<Option<Versioned>>> {
+        let line = self.read_line()?;
+        if line == b"EN" {
+            return Ok(Ok(None));
+        }
+        // A one-line command: after `ERROR` or `*_ERROR` the stream is still in step.
+        if let Some(said) = server_error(line) {
+            return Ok(Err(said));
+        }
+        let mut parts = line.split(|&b| b == b' ');
+        if parts.next() != Some(b"VA") {
+            return Err(unexpected(line));
+        }
+        let len: usize = parse_num(parts.next())?;
+        let (mut cas, mut ttl) = (None, None);
+        for flag in parts {
+            match flag.split_first() {
+                Some((b'c', n)) => cas = Some(parse_num(Some(n))?),
+                Some((b't', n)) => ttl = Some(parse_num::<i64>(Some(n))?),
+                _ => {}
+            }
+        }
+        let data = self.read_data(len)?;
+        match (cas, ttl) {
+            (Some(cas), Some(ttl)) => {
+                // -1: no TTL. A live item has at least a second left; 0 would read as "never", so it is 1.
+                let kept = match ttl {
+                    -1 => 0,
+                    secs => exptime(Some(Duration::from_secs(secs.max(0).unsigned_abs()))),
+                };
+                Ok(Ok(Some(Versioned {
+                    data,
+                    cas,
+                    exptime: Some(i64::try_from(kept).unwrap_or(i64::MAX)),
+                })))
+            }
+            _ => Err(protocol_error(
+                "`mg` answered without the CAS id or TTL it was asked for",
+            )),
+        }
     }
 }
 
@@ -609,6 +660,14 @@ fn server_error(line: &[u8]) -> Option<ServerSaid> {
     } else {
         None
     }
+}
+
+/// A counter as `increment` read it.
+struct Versioned {
+    data: Vec<u8>,
+    cas: u64,
+    /// The `exptime` that keeps its remaining TTL (0: none); `None` when the server cannot tell.
+    exptime: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -783,7 +842,7 @@ fn send_sets(
 fn read_sets(conn: &mut Conn, count: usize) -> Step<std::result::Result<(), Reply<StoreReply>>> {
     let mut failure = None;
     for _ in 0..count {
-        match conn.read_store()? {
+        match conn.read_store(false)? {
             Ok(StoreReply::Stored) => {}
             other => {
                 failure.get_or_insert(other);
@@ -1083,7 +1142,7 @@ impl MemcachedBackend {
                 cmd.cas,
             );
             conn.send()?;
-            conn.read_store()
+            conn.read_store(false)
         })?;
         reply.map_err(|said| self.said(idx, command, said))
     }
@@ -1098,6 +1157,60 @@ impl MemcachedBackend {
         Ok(self
             .fetch_one(command, b"gets ", key, opts)?
             .map(|(data, cas)| (data, cas.unwrap_or(0))))
+    }
+
+    /// The value, CAS id and the `exptime` that keeps the key's remaining TTL (0: it has none), read with
+    /// one `mg <key> v c t`. A server without meta commands (before 1.6) is read with `gets`, and the
+    /// `exptime` is `None`: its TTL cannot be read.
+    fn versioned(&self, key: &str, opts: &CallOptions) -> Result<Option<Versioned>> {
+        let wire = wire_key(key);
+        let idx = self.locate(&wire);
+        let reply = self.with_conn(idx, "increment", true, opts, |conn| {
+            conn.out.clear();
+            conn.out.extend_from_slice(b"mg ");
+            conn.out.extend_from_slice(wire.as_bytes());
+            conn.out.extend_from_slice(b" v c t\r\n");
+            conn.send()?;
+            conn.read_meta_value()
+        })?;
+        match reply {
+            Ok(found) => Ok(found),
+            Err(ServerSaid::UnknownCommand) => {
+                Ok(self
+                    .gets("increment", key, opts)?
+                    .map(|(data, cas)| Versioned {
+                        data,
+                        cas,
+                        exptime: None,
+                    }))
+            }
+            Err(said) => Err(self.said(idx, "increment", said)),
+        }
+    }
+
+    /// `ms <key> <len> C<cas> T<exptime>`: stores `data` only if the key still has CAS id `cas`, with the
+    /// given `exptime` (0: no TTL).
+    fn meta_cas(
+        &self,
+        key: &str,
+        data: &[u8],
+        cas: u64,
+        exptime: i64,
+        opts: &CallOptions,
+    ) -> Result<StoreReply> {
+        check_item_size("increment", data)?;
+        let wire = wire_key(key);
+        let idx = self.locate(&wire);
+        let reply = self.with_conn(idx, "increment", false, opts, |conn| {
+            conn.out.clear();
+            // Writing into a Vec cannot fail.
+            let _ = write!(conn.out, "ms {wire} {} C{cas} T{exptime}\r\n", data.len());
+            conn.out.extend_from_slice(data);
+            conn.out.extend_from_slice(b"\r\n");
+            conn.send()?;
+            conn.read_store(true)
+        })?;
+        reply.map_err(|said| self.said(idx, "increment", said))
     }
 
     /// `get` or `gets` (`verb`) on one key: the value and, for `gets`, its CAS id. A reply naming another key,
@@ -1394,9 +1507,12 @@ impl Backend for MemcachedBackend {
         }
     }
 
-    /// Atomic through `gets`/`cas`: read the number, write the sum only if nobody wrote in between, else again.
-    /// Counters are stored as decimal text (what the JSON and string serializers write for integers), so
-    /// `get::<i64>` reads them, and they keep no TTL.
+    /// Atomic through a versioned read and a CAS write: read the number, write the sum only if nobody wrote in
+    /// between, else again. The read is one meta `mg <key> v c t` (value, CAS id, remaining TTL) and the write
+    /// `ms … C<cas> T<ttl>`, so a counter keeps its TTL: a rate-limit window set with a TTL still ends. On a
+    /// server without meta commands (before 1.6) it is `gets`/`cas`, and the write drops the TTL. Counters are
+    /// stored as decimal text (what the JSON and string serializers write for integers), so `get::<i64>` reads
+    /// them. An absent key is created with `add`, without TTL.
     ///
     /// memcached's own `incr` is not used. It is unsigned, and when it replaces an item it gives the old item
     /// the new CAS id, so a `gets` racing with it can return the old number with the new id. A `cas` built on
@@ -1405,7 +1521,7 @@ impl Backend for MemcachedBackend {
     /// that race.
     fn increment(&self, key: &str, delta: i64, opts: &CallOptions) -> Result<i64> {
         for _ in 0..MAX_CAS_ROUNDS {
-            let (stored, new) = match self.gets("increment", key, opts)? {
+            let (stored, new) = match self.versioned(key, opts)? {
                 None => {
                     let data = delta.to_string();
                     (
@@ -1413,23 +1529,27 @@ impl Backend for MemcachedBackend {
                         delta,
                     )
                 }
-                Some((bytes, cas)) => {
+                Some(Versioned {
+                    data: bytes,
+                    cas,
+                    exptime: kept,
+                }) => {
                     // Trimmed: a counter written by memcached's own `incr` may carry padding.
                     let text =
                         std::str::from_utf8(&bytes).map_or(&bytes[..], |s| s.trim().as_bytes());
                     let new = increment_decimal(key, text, delta)?;
-                    // `cas` with exptime 0 would drop the key's TTL; memcached cannot read it back, so a
-                    // counter written through this path keeps no TTL (documented on `increment`).
                     let data = new.to_string();
-                    (
-                        self.store(
+                    let stored = match kept {
+                        Some(exptime) => self.meta_cas(key, data.as_bytes(), cas, exptime, opts)?,
+                        // A server without meta commands: its TTL is unknown, and `cas` drops it.
+                        None => self.store(
                             "increment",
                             key,
                             StoreCmd::cas(data.as_bytes(), 0, cas),
                             opts,
                         )?,
-                        new,
-                    )
+                    };
+                    (stored, new)
                 }
             };
             if stored == StoreReply::Stored {
