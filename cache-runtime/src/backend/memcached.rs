@@ -767,8 +767,7 @@ fn get_batches<'a, 'k>(keys: &'a [&'k str]) -> Vec<&'a [&'k str]> {
 }
 
 /// Writes `get` lines for `keys` (several lines for many keys); returns how many.
-fn send_gets(conn: &mut Conn, keys: &[&str], timeout: Option<Duration>) -> Step<usize> {
-    conn.set_timeout(timeout)?;
+fn send_gets(conn: &mut Conn, keys: &[&str]) -> Step<usize> {
     conn.out.clear();
     let mut lines = 0;
     for chunk in keys.chunks(KEYS_PER_GET) {
@@ -819,20 +818,14 @@ fn read_gets(
     Ok(Ok(()))
 }
 
-/// Writes one `set` per entry.
-fn send_sets(
-    conn: &mut Conn,
-    entries: &[WireEntry<'_>],
-    exptime: i64,
-    timeout: Option<Duration>,
-) -> Step<()> {
-    conn.set_timeout(timeout)?;
+/// Writes one `set` per entry; returns how many replies to expect.
+fn send_sets(conn: &mut Conn, entries: &[WireEntry<'_>], exptime: i64) -> Step<usize> {
     conn.out.clear();
     for (wire, data) in entries {
         push_store(&mut conn.out, "set", wire, exptime, data, None);
     }
     conn.send()?;
-    Ok(())
+    Ok(entries.len())
 }
 
 /// Reads `count` storage replies, all of them even after a failure so the connection stays in step; the
@@ -1102,6 +1095,65 @@ impl MemcachedBackend {
         }
     }
 
+    /// One pipelined round over several servers: `send` writes each server's `work` (returning how many
+    /// replies to expect) before any reply is read, then `read` takes each server's replies in turn, so the
+    /// round costs one round trip. A pooled connection that fails is tried once more on a new one, as in
+    /// [`Self::with_conn`]. Returns each server's outcome.
+    fn pipeline<W: Copy, R>(
+        &self,
+        command: &'static str,
+        opts: &CallOptions,
+        work: Vec<(usize, W)>,
+        send: impl Fn(&mut Conn, W) -> Step<usize>,
+        mut read: impl FnMut(&mut Conn, W, usize) -> Step<R>,
+    ) -> Vec<(usize, Result<R>)> {
+        let mut pending = Vec::with_capacity(work.len());
+        for (idx, w) in work {
+            let state = match self.checkout(idx, opts) {
+                Err(e) => Pending::Failed(e),
+                Ok((mut conn, pooled)) => match conn
+                    .set_timeout(opts.timeout)
+                    .map_err(Fault::from)
+                    .and_then(|()| send(&mut conn, w))
+                {
+                    Ok(replies) => Pending::Sent(conn, pooled, replies),
+                    Err(f) => self
+                        .after_fault(idx, command, opts, pooled, f)
+                        .map_or_else(Pending::Failed, |()| Pending::Retry),
+                },
+            };
+            pending.push((idx, w, state));
+        }
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for (idx, w, state) in pending {
+            // `Ok(None)`: a pooled connection failed (the server restarted?), so once more on a new one.
+            let first = match state {
+                Pending::Failed(e) => Err(e),
+                Pending::Retry => Ok(None),
+                Pending::Sent(mut conn, pooled, replies) => match read(&mut conn, w, replies) {
+                    Ok(reply) => {
+                        self.checkin(idx, conn);
+                        Ok(Some(reply))
+                    }
+                    Err(f) => {
+                        drop(conn);
+                        self.after_fault(idx, command, opts, pooled, f)
+                            .map(|()| None)
+                    }
+                },
+            };
+            let outcome = first.and_then(|reply| match reply {
+                Some(reply) => Ok(reply),
+                None => self.with_conn(idx, command, false, opts, |conn| {
+                    let replies = send(conn, w)?;
+                    read(conn, w, replies)
+                }),
+            });
+            outcomes.push((idx, outcome));
+        }
+        outcomes
+    }
+
     fn said(&self, idx: usize, command: &'static str, said: ServerSaid) -> Error {
         let server = &self.servers[idx].addr;
         match said {
@@ -1301,51 +1353,16 @@ impl Backend for MemcachedBackend {
         let mut values: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(seen.len());
         let mut failed: HashMap<usize, Error> = HashMap::new();
         for round in 0..rounds {
-            let mut pending = Vec::with_capacity(batches.len());
-            for (idx, server_batches) in &batches {
-                let idx = *idx;
-                let Some(&chunk) = server_batches.get(round) else {
-                    continue;
-                };
-                if failed.contains_key(&idx) {
-                    continue;
-                }
-                let state = match self.checkout(idx, opts) {
-                    Err(e) => Pending::Failed(e),
-                    Ok((mut conn, pooled)) => match send_gets(&mut conn, chunk, opts.timeout) {
-                        Ok(lines) => Pending::Sent(conn, pooled, lines),
-                        Err(f) => self
-                            .after_fault(idx, "multi_get", opts, pooled, f)
-                            .map_or_else(Pending::Failed, |()| Pending::Retry),
-                    },
-                };
-                pending.push((idx, chunk, state));
-            }
-            for (idx, chunk, state) in pending {
-                let retry = |values: &mut HashMap<Vec<u8>, Vec<u8>>| {
-                    // A pooled connection failed (the server restarted?): once more on a new one.
-                    self.with_conn(idx, "multi_get", false, opts, |conn| {
-                        let lines = send_gets(conn, chunk, opts.timeout)?;
-                        read_gets(conn, chunk, lines, values)
-                    })
-                };
-                let outcome = match state {
-                    Pending::Failed(e) => Err(e),
-                    Pending::Retry => retry(&mut values),
-                    Pending::Sent(mut conn, pooled, lines) => {
-                        match read_gets(&mut conn, chunk, lines, &mut values) {
-                            Ok(reply) => {
-                                self.checkin(idx, conn);
-                                Ok(reply)
-                            }
-                            Err(f) => {
-                                drop(conn);
-                                self.after_fault(idx, "multi_get", opts, pooled, f)
-                                    .and_then(|()| retry(&mut values))
-                            }
-                        }
-                    }
-                };
+            let work: Vec<(usize, &[&str])> = batches
+                .iter()
+                .filter(|(idx, _)| !failed.contains_key(idx))
+                .filter_map(|(idx, server_batches)| Some((*idx, *server_batches.get(round)?)))
+                .collect();
+            let outcomes =
+                self.pipeline("multi_get", opts, work, send_gets, |conn, chunk, lines| {
+                    read_gets(conn, chunk, lines, &mut values)
+                });
+            for (idx, outcome) in outcomes {
                 match outcome {
                     Ok(Ok(())) => {}
                     Ok(Err(said)) => {
@@ -1414,49 +1431,22 @@ impl Backend for MemcachedBackend {
             .unwrap_or(0);
         let mut first_error: Option<Error> = None;
         for batch in 0..batches {
-            // Every server's batch is written before any reply is read: one round trip per batch.
-            let mut pending = Vec::with_capacity(per_server.len());
-            for (&idx, items) in &per_server {
-                let start = (batch * SETS_PER_BATCH).min(items.len());
-                let chunk = &items[start..(start + SETS_PER_BATCH).min(items.len())];
-                if chunk.is_empty() {
-                    continue;
-                }
-                let state = match self.checkout(idx, opts) {
-                    Err(e) => Pending::Failed(e),
-                    Ok((mut conn, pooled)) => {
-                        match send_sets(&mut conn, chunk, exptime, opts.timeout) {
-                            Ok(()) => Pending::Sent(conn, pooled, chunk.len()),
-                            Err(f) => self
-                                .after_fault(idx, "multi_set", opts, pooled, f)
-                                .map_or_else(Pending::Failed, |()| Pending::Retry),
-                        }
-                    }
-                };
-                pending.push((idx, chunk, state));
-            }
-            for (idx, chunk, state) in pending {
-                let retry = || {
-                    self.with_conn(idx, "multi_set", false, opts, |conn| {
-                        send_sets(conn, chunk, exptime, opts.timeout)?;
-                        read_sets(conn, chunk.len())
-                    })
-                };
-                let outcome = match state {
-                    Pending::Failed(e) => Err(e),
-                    Pending::Retry => retry(),
-                    Pending::Sent(mut conn, pooled, count) => match read_sets(&mut conn, count) {
-                        Ok(reply) => {
-                            self.checkin(idx, conn);
-                            Ok(reply)
-                        }
-                        Err(f) => {
-                            drop(conn);
-                            self.after_fault(idx, "multi_set", opts, pooled, f)
-                                .and_then(|()| retry())
-                        }
-                    },
-                };
+            let work: Vec<(usize, &[WireEntry<'_>])> = per_server
+                .iter()
+                .filter_map(|(&idx, items)| {
+                    let start = (batch * SETS_PER_BATCH).min(items.len());
+                    let chunk = &items[start..(start + SETS_PER_BATCH).min(items.len())];
+                    (!chunk.is_empty()).then_some((idx, chunk))
+                })
+                .collect();
+            let outcomes = self.pipeline(
+                "multi_set",
+                opts,
+                work,
+                |conn, chunk| send_sets(conn, chunk, exptime),
+                |conn, _, count| read_sets(conn, count),
+            );
+            for (idx, outcome) in outcomes {
                 let error = match outcome {
                     Ok(Ok(())) => continue,
                     Ok(Err(Ok(reply))) => {
