@@ -1112,15 +1112,17 @@ fn ipv6_servers_are_parsed_with_brackets() {
     assert!(err.contains("brackets"), "{err}");
 }
 
-#[test]
-fn an_increment_on_a_server_without_meta_commands_falls_back_to_gets_and_cas() {
-    // A pre-1.6 server: `mg` is an unknown command. The counter is read with `gets` and written with `cas`
-    // (exptime 0: its TTL cannot be read back); what the `cas` line carried is recorded.
+/// A scripted memcached whose meta commands answer as `meta` says (`mg` to the first string, `ms` to the
+/// second); the classic `gets`/`cas` work on key `n` holding 5 with CAS id 77. Returns the address and what
+/// every `cas` line carried.
+fn old_meta_server(meta: [&'static str; 2]) -> (String, mpsc::Receiver<String>) {
     let (sent, seen) = mpsc::channel();
     let sent = std::sync::Mutex::new(sent);
     let addr = scripted_server(move |_, _, line| {
         Some(if line.starts_with("mg") {
-            "ERROR\r\n".to_string()
+            meta[0].to_string()
+        } else if line.starts_with("ms") {
+            meta[1].to_string()
         } else if line == "gets n" {
             "VALUE n 0 1 77\r\n5\r\nEND\r\n".into()
         } else if line.starts_with("cas") {
@@ -1132,9 +1134,32 @@ fn an_increment_on_a_server_without_meta_commands_falls_back_to_gets_and_cas() {
             "ERROR\r\n".into()
         })
     });
-    let cache = Cache::from_url(&format!("memcached://{addr}?timeout=5")).unwrap();
-    assert_eq!(cache.increment("n", 1).unwrap(), 6);
-    assert_eq!(seen.recv().unwrap(), "cas n 0 0 1 77");
+    (addr, seen)
+}
+
+#[test]
+fn an_increment_on_a_server_without_these_meta_commands_falls_back_to_gets_and_cas() {
+    let cases = [
+        // Before 1.6: no meta commands at all.
+        ("no mg", ["ERROR\r\n", "ERROR\r\n"]),
+        // An `mg` reply in a form this client does not read (no size after `VA`).
+        ("another mg", ["VA s1 c77\r\n", "ERROR\r\n"]),
+        // `mg` as expected, but `ms` refused (an earlier form of its command line).
+        (
+            "another ms",
+            [
+                "VA 1 c77 t-1\r\n5\r\n",
+                "CLIENT_ERROR bad command line format\r\n",
+            ],
+        ),
+    ];
+    for (case, meta) in cases {
+        let (addr, seen) = old_meta_server(meta);
+        let cache = Cache::from_url(&format!("memcached://{addr}?timeout=5")).unwrap();
+        assert_eq!(cache.increment("n", 1).unwrap(), 6, "{case}");
+        // Written with `cas` and exptime 0: such a server's TTL cannot be kept.
+        assert_eq!(seen.recv().unwrap(), "cas n 0 0 1 77", "{case}");
+    }
 }
 
 #[test]

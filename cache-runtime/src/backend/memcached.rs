@@ -573,10 +573,19 @@ impl Conn {
             return Ok(Err(said));
         }
         let mut parts = line.split(|&b| b == b' ');
-        if parts.next() != Some(b"VA") {
-            return Err(unexpected(line));
-        }
-        let len: usize = parse_num(parts.next())?;
+        let size = match (parts.next(), parts.next()) {
+            (Some(b"VA"), Some(size)) => std::str::from_utf8(size)
+                .ok()
+                .and_then(|n| n.parse::<usize>().ok()),
+            _ => None,
+        };
+        let Some(len) = size else {
+            // Another dialect of the meta commands (memcached 1.6 before they settled), or a reply out of
+            // step: how much follows is unknown, so the connection is closed, and the caller takes the
+            // classic commands.
+            self.broken = true;
+            return Ok(Err(ServerSaid::UnknownCommand));
+        };
         let (mut cas, mut ttl) = (None, None);
         for flag in parts {
             match flag.split_first() {
@@ -1241,7 +1250,8 @@ impl MemcachedBackend {
     }
 
     /// `ms <key> <len> C<cas> T<exptime>`: stores `data` only if the key still has CAS id `cas`, with the
-    /// given `exptime` (0: no TTL).
+    /// given `exptime` (0: no TTL). `None` when the server refused the command line (`ERROR`, `CLIENT_ERROR`:
+    /// a memcached whose `ms` takes another form); nothing was stored then.
     fn meta_cas(
         &self,
         key: &str,
@@ -1249,7 +1259,7 @@ impl MemcachedBackend {
         cas: u64,
         exptime: i64,
         opts: &CallOptions,
-    ) -> Result<StoreReply> {
+    ) -> Result<Option<StoreReply>> {
         check_item_size("increment", data)?;
         let wire = wire_key(key);
         let idx = self.locate(&wire);
@@ -1262,7 +1272,11 @@ impl MemcachedBackend {
             conn.send()?;
             conn.read_store(true)
         })?;
-        reply.map_err(|said| self.said(idx, "increment", said))
+        match reply {
+            Ok(stored) => Ok(Some(stored)),
+            Err(ServerSaid::UnknownCommand | ServerSaid::Client(_)) => Ok(None),
+            Err(said) => Err(self.said(idx, "increment", said)),
+        }
     }
 
     /// `get` or `gets` (`verb`) on one key: the value and, for `gets`, its CAS id. A reply naming another key,
@@ -1500,9 +1514,9 @@ impl Backend for MemcachedBackend {
     /// Atomic through a versioned read and a CAS write: read the number, write the sum only if nobody wrote in
     /// between, else again. The read is one meta `mg <key> v c t` (value, CAS id, remaining TTL) and the write
     /// `ms … C<cas> T<ttl>`, so a counter keeps its TTL: a rate-limit window set with a TTL still ends. On a
-    /// server without meta commands (before 1.6) it is `gets`/`cas`, and the write drops the TTL. Counters are
-    /// stored as decimal text (what the JSON and string serializers write for integers), so `get::<i64>` reads
-    /// them. An absent key is created with `add`, without TTL.
+    /// server without these meta commands (before 1.6, or an early form of them) it is `gets`/`cas`, and the
+    /// write drops the TTL. Counters are stored as decimal text (what the JSON and string serializers write
+    /// for integers), so `get::<i64>` reads them. An absent key is created with `add`, without TTL.
     ///
     /// memcached's own `incr` is not used. It is unsigned, and when it replaces an item it gives the old item
     /// the new CAS id, so a `gets` racing with it can return the old number with the new id. A `cas` built on
@@ -1529,9 +1543,13 @@ impl Backend for MemcachedBackend {
                         std::str::from_utf8(&bytes).map_or(&bytes[..], |s| s.trim().as_bytes());
                     let new = increment_decimal(key, text, delta)?;
                     let data = new.to_string();
-                    let stored = match kept {
+                    let meta = match kept {
                         Some(exptime) => self.meta_cas(key, data.as_bytes(), cas, exptime, opts)?,
-                        // A server without meta commands: its TTL is unknown, and `cas` drops it.
+                        None => None,
+                    };
+                    let stored = match meta {
+                        Some(stored) => stored,
+                        // A server without (this form of) the meta commands: `cas`, which drops the TTL.
                         None => self.store(
                             "increment",
                             key,
