@@ -102,6 +102,30 @@ fn default_keys_are_readable_and_unambiguous() {
     );
 }
 
+#[test]
+fn functions_of_one_name_nested_in_two_functions_have_their_own_keys() {
+    fn first() -> String {
+        #[cached(alias = "macros_nested")]
+        fn inner(n: u32) -> u32 {
+            n + 1
+        }
+        assert_eq!(inner(1), 2);
+        inner_cache_key(1).unwrap()
+    }
+    fn second() -> String {
+        #[cached(alias = "macros_nested")]
+        fn inner(n: u32) -> u32 {
+            n + 2
+        }
+        assert_eq!(inner(1), 3, "not the other `inner`'s entry");
+        inner_cache_key(1).unwrap()
+    }
+    caches::add("macros_nested", AliasConfig::memory()).unwrap();
+    let prefix = "macros::functions_of_one_name_nested_in_two_functions_have_their_own_keys";
+    assert_eq!(first(), format!("{prefix}::first::inner(1)"));
+    assert_eq!(second(), format!("{prefix}::second::inner(1)"));
+}
+
 #[derive(Serialize)]
 struct Query {
     table: &'static str,

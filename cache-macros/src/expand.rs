@@ -81,12 +81,14 @@ impl<'a> Gen<'a> {
         }
     }
 
-    fn keys(&self) -> KeyGen<'_> {
+    /// The key writer for code in the generated function named `within`.
+    fn keys(&self, within: impl ToString) -> KeyGen<'_> {
         KeyGen {
             rt: &self.rt,
             args: self.args,
             func: self.func,
             kind: self.kind,
+            within: within.to_string(),
         }
     }
 
@@ -415,7 +417,7 @@ impl<'a> Gen<'a> {
         let rt = &self.rt;
         let local = self.local_arg();
         let label = self.label();
-        let key = self.keys().declare();
+        let key = self.keys(self.name()).declare();
         let wrap = self.wrap_hit();
         let run_and_store = self.run_and_store();
         quote! {
@@ -449,7 +451,7 @@ impl<'a> Gen<'a> {
         let rt = &self.rt;
         let local = self.local_arg();
         let label = self.label();
-        let key = self.keys().declare();
+        let key = self.keys(self.name()).declare();
         let wrap = self.wrap_hit();
         let closure = self.body_closure(None);
         let stored = self.stored_of(quote!(__cache_result));
@@ -477,8 +479,8 @@ impl<'a> Gen<'a> {
     }
 
     /// Statements of `multi_cached` up to the keys of every element: `__cache_cell`, `__cache_elems`,
-    /// `__cache_keys`.
-    fn multi_prelude(&self) -> TokenStream {
+    /// `__cache_keys`, in the generated function named `within`.
+    fn multi_prelude(&self, within: impl ToString) -> TokenStream {
         let rt = &self.rt;
         let Some(keys) = self.keys_param() else {
             return TokenStream::new();
@@ -490,8 +492,11 @@ impl<'a> Gen<'a> {
         } else {
             quote!(&#binding)
         };
-        let build = self.keys().build();
+        let keys = self.keys(within);
+        let site = keys.site_item();
+        let build = keys.build_in_closure();
         quote! {
+            #site
             let __cache_cell = &__CACHE_CELL;
             let __cache_elems = #rt::__private::KeyCollection::memo_elems(#collection);
             let __cache_keys: ::std::vec::Vec<#rt::__private::KeyBuf> = __cache_elems
@@ -546,7 +551,7 @@ impl<'a> Gen<'a> {
 
     fn multi_body(&self) -> TokenStream {
         let rt = &self.rt;
-        let prelude = self.multi_prelude();
+        let prelude = self.multi_prelude(self.name());
         let fill = self.multi_fill();
         let label = self.label();
         let ret = self.func.ret.ty();
@@ -602,9 +607,9 @@ impl<'a> Gen<'a> {
                 self.companion_signature(op, output, extra)
             }
         };
-        // The key of the arguments (one element of the keys parameter for `multi_cached`).
-        let key = {
-            let build = self.keys().build();
+        // The key of the arguments (one element of the keys parameter for `multi_cached`) in companion `op`.
+        let key = |op: Op| {
+            let build = self.keys(self.item_name(op)).build();
             match self.keys_param() {
                 Some(_) if per_item => {
                     let item = self.fresh_name("item");
@@ -627,12 +632,13 @@ impl<'a> Gen<'a> {
         } else {
             "The cache key of {f} for these arguments."
         });
+        let key_key = key(Op::Key);
         items.push(quote! {
             #doc
             #(#cfgs)*
             #[allow(dead_code, unused_variables)]
             #vis #s {
-                #rt::__private::key_string(#key)
+                #rt::__private::key_string(#key_key)
             }
         });
 
@@ -644,13 +650,14 @@ impl<'a> Gen<'a> {
         let doc = self.doc(
             "The cached value of {f} for these arguments, without running it (`None`: not cached).",
         );
+        let key_get = key(Op::Get);
         items.push(quote! {
             #doc
             #(#cfgs)*
             #[allow(dead_code, unused_variables)]
             #vis #s {
                 #cell
-                #rt::__private::get(&__CACHE_CELL, &#key)
+                #rt::__private::get(&__CACHE_CELL, &#key_get)
             }
         });
 
@@ -663,26 +670,28 @@ impl<'a> Gen<'a> {
         let doc = self.doc(
             "Stores `value` as the result of {f} for these arguments, with the function's TTL.",
         );
+        let key_set = key(Op::Set);
         items.push(quote! {
             #doc
             #(#cfgs)*
             #[allow(dead_code, unused_variables)]
             #vis #s {
                 #cell
-                #rt::__private::set(&__CACHE_CELL, &#key, #value, #ttl)
+                #rt::__private::set(&__CACHE_CELL, &#key_set, #value, #ttl)
             }
         });
 
         let s = sig(Op::Invalidate, quote!(#rt::__private::Result<bool>), None);
         let doc = self
             .doc("Deletes the cached result of {f} for these arguments; true if there was one.");
+        let key_invalidate = key(Op::Invalidate);
         items.push(quote! {
             #doc
             #(#cfgs)*
             #[allow(dead_code, unused_variables)]
             #vis #s {
                 #cell
-                #rt::__private::invalidate(&__CACHE_CELL, &#key)
+                #rt::__private::invalidate(&__CACHE_CELL, &#key_invalidate)
             }
         });
 
@@ -802,7 +811,7 @@ impl<'a> Gen<'a> {
 
     fn refresh_body(&self) -> TokenStream {
         if self.kind == Kind::MultiCached {
-            let prelude = self.multi_prelude();
+            let prelude = self.multi_prelude(self.item_name(Op::Refresh));
             let fill = self.multi_fill();
             let ret = self.func.ret.ty();
             return quote! {
@@ -812,7 +821,7 @@ impl<'a> Gen<'a> {
                 #fill
             };
         }
-        let key = self.keys().declare();
+        let key = self.keys(self.item_name(Op::Refresh)).declare();
         let run_and_store = self.run_and_store();
         quote! {
             let __cache_cell = &__CACHE_CELL;

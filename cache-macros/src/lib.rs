@@ -28,8 +28,10 @@ use attr::Kind;
 ///     if n < 2 { n } else { fib(n - 1) + fib(n - 2) } // the recursion hits the cache
 /// }
 ///
+/// # fn main() {
 /// assert_eq!(fib(90), 2_880_067_194_370_816_120);
 /// assert_eq!(fib_cache_key(90).unwrap(), "rust_out::fib(90)");
+/// # }
 /// ```
 ///
 /// # Where it runs
@@ -57,12 +59,13 @@ use attr::Kind;
 ///
 /// # The default key
 /// `{path}({arg},{arg},..)`: the function's path then every argument as compact JSON (serde_json), in order.
-/// The path is `module_path!()::fn` for a free function and `{type}::fn` inside an `impl` (the type as
-/// `std::any::type_name::<Self>()` prints it, generic arguments included), then `::<T,..>` with the type
-/// arguments of a generic function. The macro sees only the function: "inside an `impl`" means it takes `self`
-/// or mentions `Self`. An associated function that does neither is keyed like a free function, so `A::f(1)` and
-/// `B::f(1)` in one module share a key (mention `Self`, e.g. `where Self: Sized`, or give a `key` to separate
-/// them). JSON quotes and escapes strings, so `f("a,b", "c")` is `f("a,b","c")` and
+/// The path is the function's path as Rust names it: `module_path!()::fn` for a free function and `{type}::fn`
+/// inside an `impl` (for a method, the type as `std::any::type_name::<Self>()` prints it, generic arguments
+/// included), then `::<T,..>` with the type arguments of a generic function. The macro sees only the function;
+/// for an associated function without `self` or `Self` the path is read from the `type_name` of a struct the
+/// macro declares in the function, so `A::f(1)` and `B::f(1)` in one module have different keys (`m::A::f(1)`,
+/// `m::B::f(1)`; a generic `impl`'s type arguments do not show,
+/// mention `Self` for those). JSON quotes and escapes strings, so `f("a,b", "c")` is `f("a,b","c")` and
 /// `f("a", "b,c")` is `f("a","b,c")`: never the same key. The same arguments give the same key in every process,
 /// run and machine (no hashing, no addresses). Arguments in the key must implement `serde::Serialize`; others
 /// need `skip(..)`, `noself`, `key` or `key_builder` (a compile error says so at the argument).
@@ -133,6 +136,7 @@ use attr::Kind;
 ///     u64::from(qty) * item.len() as u64
 /// }
 ///
+/// # fn main() {
 /// caches::add("prices", AliasConfig::memory()).unwrap();
 /// assert_eq!(price_cache_key("tea".into(), 2).unwrap(), r#"rust_out::price("tea",2)"#);
 /// assert_eq!(price_cache_get("tea".into(), 2).unwrap(), None);
@@ -144,6 +148,7 @@ use attr::Kind;
 /// assert!(price_cache_invalidate("tea".into(), 2).unwrap());
 /// assert_eq!(price_uncached("tea".into(), 3), 9);
 /// assert!(price_cache().unwrap().namespace().is_none());
+/// # }
 /// ```
 ///
 /// Methods: `self` is part of the key (unless `noself`), with the type's name, so two impls never share entries.
@@ -175,7 +180,8 @@ use attr::Kind;
 /// # }
 /// ```
 ///
-/// Associated functions need not mention `Self`; in a trait impl, turn the companions off.
+/// Associated functions need not mention `Self` (their key still names the type); in a trait impl, turn the
+/// companions off.
 ///
 /// ```
 /// use cache_runtime::cached;
@@ -203,7 +209,7 @@ use attr::Kind;
 ///
 /// # fn main() {
 /// assert_eq!(Rect::square(3), 9);
-/// assert_eq!(Rect::square_cache_key(3).unwrap(), "rust_out::square(3)");
+/// assert_eq!(Rect::square_cache_key(3).unwrap(), "rust_out::Rect::square(3)");
 /// assert_eq!(Rect { w: 2, h: 3 }.area(), 6);
 /// # }
 /// ```
@@ -278,12 +284,14 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     ids.into_iter().map(|id| (id, format!("user{id}"))).collect()
 /// }
 ///
+/// # fn main() {
 /// assert_eq!(names(vec![1, 2]).len(), 2);
 /// assert_eq!(names(vec![2, 3])[&3], "user3");
 /// assert_eq!(names(vec![1, 3]).len(), 2); // all hit: no call
 /// assert_eq!(*ASKED.lock().unwrap(), vec![vec![1, 2], vec![3]]);
 /// assert_eq!(names_cache_key(3).unwrap(), "rust_out::names(3)");
 /// assert_eq!(names_cache_get(3).unwrap().as_deref(), Some("user3"));
+/// # }
 /// ```
 #[proc_macro_attribute]
 pub fn multi_cached(args: TokenStream, item: TokenStream) -> TokenStream {

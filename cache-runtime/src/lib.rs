@@ -81,8 +81,8 @@ pub struct ReadmeDoctests;
 pub mod __private {
     pub use crate::memo::{
         derive, get, invalidate, key_string, lease, lookup, multi_lookup, multi_store, plugin,
-        secs_f64, serializer, set, stampede, store, ttl, Flight, KeyArg, KeyBuf, KeyCollection,
-        KeyDirect, KeyPart, KeySerde, LocalCache, MemoCell, MemoMap, ResultParts,
+        secs_f64, serializer, set, site_path, stampede, store, ttl, Flight, KeyArg, KeyBuf,
+        KeyCollection, KeyDirect, KeyPart, KeySerde, LocalCache, MemoCell, MemoMap, ResultParts,
     };
     pub use crate::{Cache, Result, Ttl};
     pub use core::time::Duration;

@@ -1054,6 +1054,15 @@ impl<T, E> ResultParts for std::result::Result<T, E> {
     }
 }
 
+/// The path a key starts with, without the function's name: `site` (the `type_name` of a struct declared in
+/// the generated function) without `suffix` (`::{generated function}::__CacheSite`). That is `crate::module`
+/// for a free function and `crate::module::Type` in an `impl`. Should `type_name` ever print it otherwise,
+/// `module` (`module_path!()`) stands in. Inlined, the strings are constants and the check folds away.
+#[inline(always)]
+pub fn site_path(site: &'static str, suffix: &str, module: &'static str) -> &'static str {
+    site.strip_suffix(suffix).unwrap_or(module)
+}
+
 // Companion API: errors are returned, not swallowed.
 
 /// The key as a string (the `*_cache_key` companion).
