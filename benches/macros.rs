@@ -132,11 +132,9 @@ fn two_threads(n: u64, keys: &[(u64, String)], f: fn(u64, String) -> u64) -> Dur
 
 fn ab_report() {
     let keys = warm();
-    let rounds = if std::env::args().any(|a| a == "--bench") {
-        201
-    } else {
-        3
-    };
+    // `cargo test` runs the bench binary too, without `--bench`: then only a few short rounds.
+    let full = std::env::args().any(|a| a == "--bench");
+    let rounds = if full { 201 } else { 3 };
     let (ours_hit, theirs_hit) = interleaved(
         rounds,
         20_000,
@@ -149,11 +147,7 @@ fn ab_report() {
         |n| miss_calls(ours_bounded, n),
         |n| miss_calls(theirs_bounded, n),
     );
-    let scaling = two_thread_rounds(
-        &keys,
-        rounds / 4 + 1,
-        if rounds > 3 { 100_000 } else { 2_000 },
-    );
+    let scaling = two_thread_rounds(&keys, rounds / 4 + 1, if full { 100_000 } else { 2_000 });
     println!("interleaved A/B, median ns per call (ours / cached / ratio):");
     println!(
         "  hit            {ours_hit:8.1} {theirs_hit:8.1} {:6.2}x",
@@ -167,7 +161,7 @@ fn ab_report() {
 }
 
 /// What the two worker threads run in one timed batch.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Work {
     Ours,
     Cached,

@@ -126,6 +126,34 @@ fn functions_of_one_name_nested_in_two_functions_have_their_own_keys() {
     assert_eq!(second(), format!("{prefix}::second::inner(1)"));
 }
 
+static INNER_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(alias = "macros_nested")]
+fn outer_of_cached(n: u32) -> u32 {
+    #[cached(alias = "macros_nested")]
+    fn inner(n: u32) -> u32 {
+        bump(&INNER_CALLS);
+        n * 10
+    }
+    inner(n) + 1
+}
+
+#[test]
+fn a_cached_function_inside_a_cached_body_is_keyed_per_copy_of_that_body() {
+    caches::add("macros_nested", AliasConfig::memory()).unwrap();
+    assert_eq!(outer_of_cached(1), 11);
+    assert_eq!(outer_of_cached(1), 11);
+    assert_eq!(count(&INNER_CALLS), 1);
+    // The body is emitted in the function, its refresh and its uncached companion; each copy declares its own
+    // `inner`, under its own path, so each computes once for itself.
+    assert_eq!(outer_of_cached_cache_refresh(1), 11);
+    assert_eq!(outer_of_cached_uncached(1), 11);
+    assert_eq!(count(&INNER_CALLS), 3);
+    assert_eq!(outer_of_cached_cache_refresh(1), 11);
+    assert_eq!(outer_of_cached_uncached(1), 11);
+    assert_eq!(count(&INNER_CALLS), 3, "each copy hits its own entry");
+}
+
 #[derive(Serialize)]
 struct Query {
     table: &'static str,

@@ -116,7 +116,7 @@ impl Left {
         x * 2
     }
 
-    /// Does not mention `Self`: the key is the module path and the name.
+    /// Does not mention `Self`: the key still names the type (read from the path Rust gives the function).
     #[cached(alias = "assoc_twins_plain")]
     fn plain(x: u32) -> u32 {
         bump(&LEFT_CALLS);

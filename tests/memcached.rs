@@ -1016,7 +1016,8 @@ fn a_stored_number_above_i64_max_is_not_an_integer_and_stays_unchanged() {
                 Err(Error::NotAnInteger { key }) => assert_eq!(key, "big"),
                 other => panic!("{stored} + {delta}: expected NotAnInteger, got {other:?}"),
             }
-            // The same number; memcached rewrites a shorter number in place, padded with spaces.
+            // The same number: nothing was written (`trim_end` allows for the padding of another client's
+            // `incr`).
             let after = cache.get_stored("big").unwrap().unwrap();
             let after = std::str::from_utf8(after.as_bytes().unwrap()).unwrap();
             assert_eq!(after.trim_end(), stored, "{stored} + {delta}");

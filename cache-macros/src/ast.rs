@@ -2,6 +2,7 @@
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, ToTokens};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericParam, Ident, ItemFn, Pat, PatIdent, Receiver, ReturnType, Type};
 
@@ -42,6 +43,11 @@ impl Func {
 
     pub fn name(&self) -> &Ident {
         &self.item.sig.ident
+    }
+
+    /// The name without `r#`: how companions are named and how `type_name` prints it.
+    pub fn plain_name(&self) -> String {
+        self.name().unraw().to_string()
     }
 
     pub fn receiver(&self) -> Option<&Receiver> {

@@ -19,7 +19,7 @@ use syn::{Attribute, Expr, ExprLit, FnArg, Ident, Lit, Pat, PatIdent, Signature,
 
 use crate::ast::{Func, Param, Ret};
 use crate::attr::{Args, Kind};
-use crate::key::KeyGen;
+use crate::key::{self, KeyGen};
 use crate::valid::{self, Errors};
 
 /// The whole pipeline: parse, model, validate, expand. On any error the function is emitted unchanged with
@@ -93,11 +93,7 @@ impl<'a> Gen<'a> {
     }
 
     fn name(&self) -> String {
-        self.func
-            .name()
-            .to_string()
-            .trim_start_matches("r#")
-            .to_string()
+        self.func.plain_name()
     }
 
     /// The generated item's name for `op`.
@@ -414,19 +410,28 @@ impl<'a> Gen<'a> {
     }
 
     fn cached_body(&self) -> TokenStream {
+        let hit = self.return_on_hit();
+        let run_and_store = self.run_and_store();
+        quote! {
+            #hit
+            #run_and_store
+        }
+    }
+
+    /// Statements of the main function of `#[cached]` and `#[cached_stampede]` up to a miss: `__cache_cell`,
+    /// `__cache_key`, and a return on a hit.
+    fn return_on_hit(&self) -> TokenStream {
         let rt = &self.rt;
         let local = self.local_arg();
         let label = self.label();
         let key = self.keys(self.name()).declare();
         let wrap = self.wrap_hit();
-        let run_and_store = self.run_and_store();
         quote! {
             let __cache_cell = &__CACHE_CELL;
             #key
             if let ::core::option::Option::Some(__cache_hit) = #rt::__private::lookup(__cache_cell, #local, #label, &__cache_key) {
                 return #wrap;
             }
-            #run_and_store
         }
     }
 
@@ -449,20 +454,15 @@ impl<'a> Gen<'a> {
 
     fn stampede_body(&self) -> TokenStream {
         let rt = &self.rt;
-        let local = self.local_arg();
         let label = self.label();
-        let key = self.keys(self.name()).declare();
+        let hit = self.return_on_hit();
         let wrap = self.wrap_hit();
         let closure = self.body_closure(None);
         let stored = self.stored_of(quote!(__cache_result));
         let ttl = self.ttl();
         let lease = self.lease();
         quote! {
-            let __cache_cell = &__CACHE_CELL;
-            #key
-            if let ::core::option::Option::Some(__cache_hit) = #rt::__private::lookup(__cache_cell, #local, #label, &__cache_key) {
-                return #wrap;
-            }
+            #hit
             match #rt::__private::stampede(
                 __cache_cell,
                 #label,
@@ -492,11 +492,8 @@ impl<'a> Gen<'a> {
         } else {
             quote!(&#binding)
         };
-        let keys = self.keys(within);
-        let site = keys.site_item();
-        let build = keys.build_in_closure();
+        let build = self.keys(within).build();
         quote! {
-            #site
             let __cache_cell = &__CACHE_CELL;
             let __cache_elems = #rt::__private::KeyCollection::memo_elems(#collection);
             let __cache_keys: ::std::vec::Vec<#rt::__private::KeyBuf> = __cache_elems
@@ -633,11 +630,14 @@ impl<'a> Gen<'a> {
             "The cache key of {f} for these arguments."
         });
         let key_key = key(Op::Key);
+        // The one companion without the cell: it declares the site struct itself.
+        let site_struct = key::site_struct(self.args, self.func);
         items.push(quote! {
             #doc
             #(#cfgs)*
             #[allow(dead_code, unused_variables)]
             #vis #s {
+                #site_struct
                 #rt::__private::key_string(#key_key)
             }
         });
@@ -744,7 +744,8 @@ impl<'a> Gen<'a> {
     }
 
     /// Items declaring the function's `MemoCell` as `__CACHE_CELL`, to be put first in a function body. Every copy
-    /// is its own `static` with the same site id, so all of them share one state.
+    /// is its own `static` with the same site id, so all of them share one state. With them, the struct whose
+    /// path the key reads (see [`key::site_struct`]).
     fn cell_items(&self) -> TokenStream {
         let rt = &self.rt;
         let site = self.site();
@@ -802,7 +803,9 @@ impl<'a> Gen<'a> {
                 }
             }
         });
+        let site_struct = key::site_struct(self.args, self.func);
         quote! {
+            #site_struct
             #setup
             #local
             static __CACHE_CELL: #rt::__private::MemoCell = #source;

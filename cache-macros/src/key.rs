@@ -44,33 +44,10 @@ impl KeyGen<'_> {
         self.func.receiver().is_some() && self.args.noself.is_none()
     }
 
-    /// Whether the key's path is read from the site struct (see [`Self::site_item`]).
-    fn uses_site(&self) -> bool {
-        !self.func.in_impl && self.args.key.is_none() && self.args.key_builder.is_none()
-    }
-
-    /// The site struct, declared where the key is written (not inside a closure, whose name would be part of
-    /// its path). `type_name` of an item nested in a function prints the path Rust gives that function:
-    /// `crate::module::fun` for a free function, `crate::module::Type::fun` in an `impl`. That is how the key
-    /// of an associated function that neither takes `self` nor mentions `Self` gets its type, which the
-    /// macro cannot see.
-    pub fn site_item(&self) -> TokenStream {
-        if self.uses_site() {
-            quote! {
-                #[allow(dead_code)]
-                struct __CacheSite;
-            }
-        } else {
-            TokenStream::new()
-        }
-    }
-
     /// Statements writing the function's path for keys.
     fn path(&self) -> TokenStream {
-        let name = self.func.name().to_string();
-        let name = name.trim_start_matches("r#");
-        let tail = format!("::{name}");
-        if self.func.in_impl {
+        let tail = format!("::{}", self.func.plain_name());
+        if !uses_site(self.args, self.func) {
             quote! {
                 __cache_key.push(::core::any::type_name::<Self>());
                 __cache_key.push(#tail);
@@ -181,10 +158,8 @@ impl KeyGen<'_> {
     /// still in the store buffer, costs more than the writing).
     pub fn declare(&self) -> TokenStream {
         let rt = self.rt;
-        let site = self.site_item();
         let write = self.write();
         quote! {
-            #site
             let mut __cache_key = #rt::__private::KeyBuf::new();
             #write
         }
@@ -192,13 +167,6 @@ impl KeyGen<'_> {
 
     /// A block evaluating to the `KeyBuf` of one call.
     pub fn build(&self) -> TokenStream {
-        let site = self.site_item();
-        let block = self.build_in_closure();
-        quote!({ #site #block })
-    }
-
-    /// [`Self::build`] for a closure: the caller declares [`Self::site_item`] outside it.
-    pub fn build_in_closure(&self) -> TokenStream {
         let rt = self.rt;
         let write = self.write();
         quote! {{
@@ -206,5 +174,27 @@ impl KeyGen<'_> {
             #write
             __cache_key
         }}
+    }
+}
+
+/// Whether the default key's path is read from the site struct ([`site_struct`]): a function not known to be in
+/// an `impl`, with no `key` or `key_builder` of its own.
+fn uses_site(args: &Args, func: &Func) -> bool {
+    !func.in_impl && args.key.is_none() && args.key_builder.is_none()
+}
+
+/// The site struct, declared first in every generated function body that writes a key (never inside a
+/// closure, whose name would be part of its path). `type_name` of an item nested in a function prints the path
+/// Rust gives that function: `crate::module::fun` for a free function, `crate::module::Type::fun` in an `impl`.
+/// That is how the key of an associated function that neither takes `self` nor mentions `Self` gets its type,
+/// which the macro cannot see.
+pub fn site_struct(args: &Args, func: &Func) -> TokenStream {
+    if uses_site(args, func) {
+        quote! {
+            #[allow(dead_code)]
+            struct __CacheSite;
+        }
+    } else {
+        TokenStream::new()
     }
 }

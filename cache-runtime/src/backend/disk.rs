@@ -297,9 +297,6 @@ impl Store {
         loop {
             match Self::prepare(conn) {
                 Err(Prepare::Sql(e)) if is_busy(&e) && Instant::now() < deadline => {
-                    if !conn.is_autocommit() {
-                        let _ = conn.execute_batch("ROLLBACK");
-                    }
                     // Back off (not a synchronization: the other process's open takes milliseconds).
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));
@@ -353,11 +350,16 @@ impl Store {
         // A REPLACE deletes the old row; the delete trigger must see it to keep the totals right.
         conn.pragma_update(None, "recursive_triggers", "ON")
             .map_err(sql)?;
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {FORMAT_VERSION}; COMMIT;"
-        ))
-        .map_err(sql)?;
-        Ok(())
+        // Rolled back when dropped on an error, so a busy try leaves no transaction open for the next one.
+        let write =
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql)?;
+        write
+            .execute_batch(&format!(
+                "{SCHEMA} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {FORMAT_VERSION};"
+            ))
+            .map_err(sql)?;
+        write.commit().map_err(sql)
     }
 }
 

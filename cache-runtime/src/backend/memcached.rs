@@ -374,6 +374,12 @@ fn exptime(ttl: Option<Duration>) -> u64 {
     }
 }
 
+/// [`exptime`] as the signed number the storage commands carry (-1 expires at once); it is never above
+/// [`MAX_EXPTIME`].
+fn store_exptime(ttl: Option<Duration>) -> i64 {
+    i64::try_from(exptime(ttl)).unwrap_or(i64::MAX)
+}
+
 /// FNV-1a with a final avalanche: stable across processes, versions and machines, so every client of the
 /// same server list puts a key on the same server.
 fn stable_hash(bytes: &[u8]) -> u64 {
@@ -536,19 +542,12 @@ impl Conn {
     /// A storage reply: `STORED` and friends, or their meta forms (`HD`, `NS`, `EX`, `NF`) after `ms`.
     fn read_store(&mut self, meta: bool) -> Step<Reply<StoreReply>> {
         let line = self.read_line()?;
-        let words: [&[u8]; 4] = if meta {
-            [b"HD", b"NS", b"EX", b"NF"]
-        } else {
-            [b"STORED", b"NOT_STORED", b"EXISTS", b"NOT_FOUND"]
-        };
-        let reply = match words.iter().position(|w| *w == line) {
-            Some(i) => Ok([
-                StoreReply::Stored,
-                StoreReply::NotStored,
-                StoreReply::Exists,
-                StoreReply::NotFound,
-            ][i]),
-            None => Err(server_error(line).ok_or_else(|| unexpected(line))?),
+        let reply = match (meta, line) {
+            (false, b"STORED") | (true, b"HD") => Ok(StoreReply::Stored),
+            (false, b"NOT_STORED") | (true, b"NS") => Ok(StoreReply::NotStored),
+            (false, b"EXISTS") | (true, b"EX") => Ok(StoreReply::Exists),
+            (false, b"NOT_FOUND") | (true, b"NF") => Ok(StoreReply::NotFound),
+            (_, other) => Err(server_error(other).ok_or_else(|| unexpected(other))?),
         };
         // After `CLIENT_ERROR` or `ERROR` memcached may not have swallowed the data block and read it as
         // commands of its own: the stream is out of step. (`SERVER_ERROR` replies, e.g. "object too large",
@@ -573,10 +572,8 @@ impl Conn {
             return Ok(Err(said));
         }
         let mut parts = line.split(|&b| b == b' ');
-        let size = match (parts.next(), parts.next()) {
-            (Some(b"VA"), Some(size)) => std::str::from_utf8(size)
-                .ok()
-                .and_then(|n| n.parse::<usize>().ok()),
+        let size = match parts.next() {
+            Some(b"VA") => parse_num::<usize>(parts.next()).ok(),
             _ => None,
         };
         let Some(len) = size else {
@@ -600,12 +597,12 @@ impl Conn {
                 // -1: no TTL. A live item has at least a second left; 0 would read as "never", so it is 1.
                 let kept = match ttl {
                     -1 => 0,
-                    secs => exptime(Some(Duration::from_secs(secs.max(0).unsigned_abs()))),
+                    secs => store_exptime(Some(Duration::from_secs(secs.max(0).unsigned_abs()))),
                 };
                 Ok(Ok(Some(Versioned {
                     data,
                     cas,
-                    exptime: Some(i64::try_from(kept).unwrap_or(i64::MAX)),
+                    exptime: Some(kept),
                 })))
             }
             _ => Err(protocol_error(
@@ -687,7 +684,8 @@ enum StoreReply {
     NotFound,
 }
 
-/// One storage command on one key: `{verb} {key} 0 {exptime} {len} [{cas}]`, then the data.
+/// One storage command on one key: `{verb} {key} 0 {exptime} {len} [{cas}]`, or for the meta `ms`
+/// `ms {key} {len} C{cas} T{exptime}`, then the data.
 #[derive(Clone, Copy)]
 struct StoreCmd<'a> {
     verb: &'static str,
@@ -723,6 +721,17 @@ impl<'a> StoreCmd<'a> {
             cas: Some(cas),
         }
     }
+
+    /// `cas` as the meta `ms`: its `exptime` may be an item's remaining TTL, which the classic `cas` cannot
+    /// be given back for every server.
+    fn meta_cas(data: &'a [u8], exptime: i64, cas: u64) -> Self {
+        StoreCmd {
+            verb: "ms",
+            data,
+            exptime,
+            cas: Some(cas),
+        }
+    }
 }
 
 fn push_store(
@@ -733,11 +742,17 @@ fn push_store(
     data: &[u8],
     cas: Option<u64>,
 ) {
-    use std::io::Write as _;
     // Writing into a Vec cannot fail.
-    let _ = write!(out, "{verb} {key} 0 {exptime} {}", data.len());
-    if let Some(cas) = cas {
-        let _ = write!(out, " {cas}");
+    if verb == "ms" {
+        let _ = write!(out, "ms {key} {} T{exptime}", data.len());
+        if let Some(cas) = cas {
+            let _ = write!(out, " C{cas}");
+        }
+    } else {
+        let _ = write!(out, "{verb} {key} 0 {exptime} {}", data.len());
+        if let Some(cas) = cas {
+            let _ = write!(out, " {cas}");
+        }
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(data);
@@ -1188,6 +1203,18 @@ impl MemcachedBackend {
         cmd: StoreCmd<'_>,
         opts: &CallOptions,
     ) -> Result<StoreReply> {
+        let (idx, reply) = self.store_reply(command, key, cmd, opts)?;
+        reply.map_err(|said| self.said(idx, command, said))
+    }
+
+    /// [`store`](Self::store) with what the server said left to the caller, and the server's index.
+    fn store_reply(
+        &self,
+        command: &'static str,
+        key: &str,
+        cmd: StoreCmd<'_>,
+        opts: &CallOptions,
+    ) -> Result<(usize, Reply<StoreReply>)> {
         check_item_size(command, cmd.data)?;
         let wire = wire_key(key);
         let idx = self.locate(&wire);
@@ -1203,9 +1230,9 @@ impl MemcachedBackend {
                 cmd.cas,
             );
             conn.send()?;
-            conn.read_store(false)
+            conn.read_store(cmd.verb == "ms")
         })?;
-        reply.map_err(|said| self.said(idx, command, said))
+        Ok((idx, reply))
     }
 
     /// `gets` on one key: the value and its CAS id.
@@ -1249,9 +1276,9 @@ impl MemcachedBackend {
         }
     }
 
-    /// `ms <key> <len> C<cas> T<exptime>`: stores `data` only if the key still has CAS id `cas`, with the
-    /// given `exptime` (0: no TTL). `None` when the server refused the command line (`ERROR`, `CLIENT_ERROR`:
-    /// a memcached whose `ms` takes another form); nothing was stored then.
+    /// `ms` with CAS id `cas` and `exptime` (0: no TTL): stores `data` only if the key still has that id.
+    /// `None` when the server refused the command line (`ERROR`, `CLIENT_ERROR`: a memcached whose `ms` takes
+    /// another form); nothing was stored then.
     fn meta_cas(
         &self,
         key: &str,
@@ -1260,22 +1287,11 @@ impl MemcachedBackend {
         exptime: i64,
         opts: &CallOptions,
     ) -> Result<Option<StoreReply>> {
-        check_item_size("increment", data)?;
-        let wire = wire_key(key);
-        let idx = self.locate(&wire);
-        let reply = self.with_conn(idx, "increment", false, opts, |conn| {
-            conn.out.clear();
-            // Writing into a Vec cannot fail.
-            let _ = write!(conn.out, "ms {wire} {} C{cas} T{exptime}\r\n", data.len());
-            conn.out.extend_from_slice(data);
-            conn.out.extend_from_slice(b"\r\n");
-            conn.send()?;
-            conn.read_store(true)
-        })?;
-        match reply {
-            Ok(stored) => Ok(Some(stored)),
-            Err(ServerSaid::UnknownCommand | ServerSaid::Client(_)) => Ok(None),
-            Err(said) => Err(self.said(idx, "increment", said)),
+        let cmd = StoreCmd::meta_cas(data, exptime, cas);
+        match self.store_reply("increment", key, cmd, opts)? {
+            (_, Ok(stored)) => Ok(Some(stored)),
+            (_, Err(ServerSaid::UnknownCommand | ServerSaid::Client(_))) => Ok(None),
+            (idx, Err(said)) => Err(self.said(idx, "increment", said)),
         }
     }
 
@@ -1411,7 +1427,7 @@ impl Backend for MemcachedBackend {
         opts: &CallOptions,
     ) -> Result<()> {
         let data = value.require_bytes("memcached")?;
-        let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
+        let exptime = store_exptime(ttl);
         match self.store("set", key, StoreCmd::set(data, exptime), opts)? {
             StoreReply::Stored => Ok(()),
             other => Err(Error::backend(
@@ -1427,7 +1443,7 @@ impl Backend for MemcachedBackend {
         ttl: Option<Duration>,
         opts: &CallOptions,
     ) -> Result<()> {
-        let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
+        let exptime = store_exptime(ttl);
         let mut per_server: HashMap<usize, Vec<WireEntry<'_>>> = HashMap::new();
         for (key, value) in &entries {
             let wire = wire_key(key);
@@ -1483,7 +1499,7 @@ impl Backend for MemcachedBackend {
         opts: &CallOptions,
     ) -> Result<bool> {
         let data = value.require_bytes("memcached")?;
-        let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
+        let exptime = store_exptime(ttl);
         match self.store("add", key, StoreCmd::add(data, exptime), opts)? {
             StoreReply::Stored => Ok(true),
             StoreReply::NotStored | StoreReply::Exists => Ok(false),
@@ -1525,40 +1541,36 @@ impl Backend for MemcachedBackend {
     /// that race.
     fn increment(&self, key: &str, delta: i64, opts: &CallOptions) -> Result<i64> {
         for _ in 0..MAX_CAS_ROUNDS {
-            let (stored, new) = match self.versioned(key, opts)? {
-                None => {
-                    let data = delta.to_string();
-                    (
-                        self.store("increment", key, StoreCmd::add(data.as_bytes(), 0), opts)?,
-                        delta,
-                    )
+            let Some(Versioned {
+                data: bytes,
+                cas,
+                exptime: kept,
+            }) = self.versioned(key, opts)?
+            else {
+                let data = delta.to_string();
+                let cmd = StoreCmd::add(data.as_bytes(), 0);
+                if self.store("increment", key, cmd, opts)? == StoreReply::Stored {
+                    return Ok(delta);
                 }
-                Some(Versioned {
-                    data: bytes,
-                    cas,
-                    exptime: kept,
-                }) => {
-                    // Trimmed: a counter written by memcached's own `incr` may carry padding.
-                    let text =
-                        std::str::from_utf8(&bytes).map_or(&bytes[..], |s| s.trim().as_bytes());
-                    let new = increment_decimal(key, text, delta)?;
-                    let data = new.to_string();
-                    let meta = match kept {
-                        Some(exptime) => self.meta_cas(key, data.as_bytes(), cas, exptime, opts)?,
-                        None => None,
-                    };
-                    let stored = match meta {
-                        Some(stored) => stored,
-                        // A server without (this form of) the meta commands: `cas`, which drops the TTL.
-                        None => self.store(
-                            "increment",
-                            key,
-                            StoreCmd::cas(data.as_bytes(), 0, cas),
-                            opts,
-                        )?,
-                    };
-                    (stored, new)
-                }
+                continue;
+            };
+            // Trimmed: a counter another client wrote with memcached's own `incr` may carry padding.
+            let text = std::str::from_utf8(&bytes).map_or(&bytes[..], |s| s.trim().as_bytes());
+            let new = increment_decimal(key, text, delta)?;
+            let data = new.to_string();
+            // `ms` keeps the TTL; a server without (this form of) the meta commands gets `cas`, which drops it.
+            let meta = kept
+                .map(|exptime| self.meta_cas(key, data.as_bytes(), cas, exptime, opts))
+                .transpose()?
+                .flatten();
+            let stored = match meta {
+                Some(stored) => stored,
+                None => self.store(
+                    "increment",
+                    key,
+                    StoreCmd::cas(data.as_bytes(), 0, cas),
+                    opts,
+                )?,
             };
             if stored == StoreReply::Stored {
                 return Ok(new);
@@ -1762,7 +1774,7 @@ impl Backend for MemcachedBackend {
         opts: &CallOptions,
     ) -> Result<bool> {
         let data = value.require_bytes("memcached")?;
-        let exptime = i64::try_from(exptime(ttl)).unwrap_or(i64::MAX);
+        let exptime = store_exptime(ttl);
         let stored =
             match expected {
                 CasToken::Absent => {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use hashbrown::HashTable;
 use parking_lot::{RwLock, RwLockWriteGuard};
 
-use crate::backend::{increment_decimal, increment_overflow, not_an_integer, Backend, CallOptions};
+use crate::backend::{increment_decimal, increment_integer, not_an_integer, Backend, CallOptions};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::key::glob_match;
@@ -906,18 +906,19 @@ impl MemoryBackend {
                 if !entry.visited.load(Ordering::Relaxed) {
                     entry.visited.store(true, Ordering::Relaxed);
                 }
-                if let Stored::Small(small) = &entry.value {
-                    // A key that found its slots taken retries now and then, not on every read: each try
-                    // writes to the slots of the keys in them.
-                    let hot = entry.hot.load(Ordering::Relaxed);
-                    if hot == HOT_UNTRIED || (hot == HOT_LOST && promotion_turn()) {
-                        self.promote(index, hash, key, *small, entry);
+                let found = match &entry.value {
+                    Stored::Small(small) => {
+                        // A key that found its slots taken retries now and then, not on every read: each
+                        // try writes to the slots of the keys in them.
+                        let hot = entry.hot.load(Ordering::Relaxed);
+                        if hot == HOT_UNTRIED || (hot == HOT_LOST && promotion_turn()) {
+                            self.promote(index, hash, key, *small, entry);
+                        }
+                        Found::Small(*small)
                     }
-                }
-                return Some(read(match &entry.value {
-                    Stored::Small(small) => Found::Small(*small),
                     Stored::Value(value) => Found::Value(value),
-                }));
+                };
+                return Some(read(found));
             }
         }
         self.drop_expired(lock, hash, key);
@@ -1086,10 +1087,7 @@ impl Backend for MemoryBackend {
                 let expires_at = entry.expires_at;
                 let (new, value) = match &entry.value {
                     Stored::Small(small) => {
-                        let current = small.integer().ok_or_else(|| not_an_integer(key))?;
-                        let new = current
-                            .checked_add(delta)
-                            .ok_or_else(|| increment_overflow(key, delta))?;
+                        let new = increment_integer(key, small.integer(), delta)?;
                         (new, Stored::Small(Small::I64(new)))
                     }
                     Stored::Value(Value::Bytes(bytes)) => {

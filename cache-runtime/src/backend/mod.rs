@@ -47,16 +47,23 @@ pub(crate) fn increment_overflow(key: &str, delta: i64) -> Error {
     Error::InvalidInput(format!("increment of `{key}` by {delta} overflows i64"))
 }
 
+/// `delta` added to the counter `key` holds (`current`: `None` when its value is not an integer), or the typed
+/// error.
+#[cfg(any(feature = "memory", feature = "memcached", feature = "disk"))]
+pub(crate) fn increment_integer(key: &str, current: Option<i64>, delta: i64) -> Result<i64> {
+    current
+        .ok_or_else(|| not_an_integer(key))?
+        .checked_add(delta)
+        .ok_or_else(|| increment_overflow(key, delta))
+}
+
 /// `delta` added to a counter stored as decimal text (`current` of `key`), or the typed error.
 #[cfg(any(feature = "memory", feature = "memcached", feature = "disk"))]
 pub(crate) fn increment_decimal(key: &str, current: &[u8], delta: i64) -> Result<i64> {
-    let current: i64 = std::str::from_utf8(current)
+    let current = std::str::from_utf8(current)
         .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| not_an_integer(key))?;
-    current
-        .checked_add(delta)
-        .ok_or_else(|| increment_overflow(key, delta))
+        .and_then(|s| s.parse().ok());
+    increment_integer(key, current, delta)
 }
 
 /// Per-call options a [`Cache`](crate::Cache) passes to its backend.

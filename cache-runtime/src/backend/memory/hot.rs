@@ -116,14 +116,8 @@ impl HotIndex {
     fn read_slot(slot: &Slot, key: &[u8]) -> Option<HotHit> {
         let before = slot.seq.load(Ordering::Acquire);
         let meta = slot.meta.load(Ordering::Relaxed);
-        if before & 1 == 1 || (meta >> 48) as u8 as usize != key.len() {
+        if before & 1 == 1 || !Self::holds(slot, meta, key) {
             return None;
-        }
-        let words = key.len().div_ceil(8);
-        for (i, word) in slot.key.iter().take(words).enumerate() {
-            if word.load(Ordering::Relaxed) != key_word(key, i) {
-                return None;
-            }
         }
         let bits = slot.value.load(Ordering::Relaxed);
         // Seqlock read: the loads above happen before the second look at `seq`.
@@ -145,24 +139,31 @@ impl HotIndex {
         })
     }
 
+    /// Whether `slot`, whose meta word is `meta`, holds `key`. The tag is not checked: for an empty slot (tag
+    /// 0) a reader's [`Small::from_bits`] gives nothing, and [`Self::holding`] checks it. Written as a loop with
+    /// early returns: the same test as `Iterator::all` made the `#[cached]` hit about 15% slower.
+    #[inline(always)]
+    fn holds(slot: &Slot, meta: u64, key: &[u8]) -> bool {
+        if (meta >> 48) as u8 as usize != key.len() {
+            return false;
+        }
+        for (i, word) in slot.key.iter().take(key.len().div_ceil(8)).enumerate() {
+            if word.load(Ordering::Relaxed) != key_word(key, i) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The slots holding `key`: both, when two readers promoted it at once. Exact for the shard's writer,
     /// which nothing changes slots beside. A promoting reader also asks, to skip a key another reader just
     /// copied; a torn read there can only answer wrongly "held", which leaves the entry out of the index
     /// (its state says `HOT_IN`, so writers look for a copy and find none).
-    fn holding<'s>(&'s self, hash: u64, key: &[u8]) -> impl Iterator<Item = &'s Slot> + 's {
+    fn holding<'s>(&'s self, hash: u64, key: &'s [u8]) -> impl Iterator<Item = &'s Slot> + 's {
         let ways = self.slots.get().and_then(|slots| Self::ways(slots, hash));
-        let key_len = key.len();
-        let words: [u64; HOT_KEY_WORDS] = std::array::from_fn(|i| key_word(key, i));
         ways.into_iter().flatten().filter(move |slot| {
             let meta = slot.meta.load(Ordering::Relaxed);
-            meta >> 56 != 0
-                && (meta >> 48) as u8 as usize == key_len
-                && slot
-                    .key
-                    .iter()
-                    .zip(words)
-                    .take(key_len.div_ceil(8))
-                    .all(|(word, expected)| word.load(Ordering::Relaxed) == expected)
+            meta >> 56 != 0 && Self::holds(slot, meta, key)
         })
     }
 
@@ -237,11 +238,14 @@ impl HotIndex {
         }
     }
 
+    /// Empties `slot` (its meta word 0: no tag, no key).
+    fn empty(slot: &Slot) {
+        Self::write(slot, |slot| slot.meta.store(0, Ordering::Relaxed));
+    }
+
     /// Drops every copy of `key`.
     pub(super) fn forget(&self, hash: u64, key: &[u8]) {
-        for slot in self.holding(hash, key) {
-            Self::write(slot, |slot| slot.meta.store(0, Ordering::Relaxed));
-        }
+        self.holding(hash, key).for_each(Self::empty);
     }
 
     /// Takes the reference bit readers set on the copy of `key` (false when there is no copy).
@@ -255,7 +259,7 @@ impl HotIndex {
     pub(super) fn clear(&self) {
         for slot in self.slots.get().into_iter().flatten() {
             if slot.meta.load(Ordering::Relaxed) >> 56 != 0 {
-                Self::write(slot, |slot| slot.meta.store(0, Ordering::Relaxed));
+                Self::empty(slot);
             }
         }
     }
